@@ -1,0 +1,282 @@
+"""A small pool of worker processes that run tasks under hard, killable deadlines.
+
+Used for the symbolic fallback of the math checker (sympy can run for ever or eat all memory), usable for
+any picklable module-level function.
+
+Lifecycle:
+- `SymbolicPool(size)` starts `size` processes at once and returns without waiting; each worker runs the
+  optional `warmup` (e.g. importing sympy) and then reports ready. Only ready workers take tasks.
+  `wait_ready(timeout)` blocks until at least one is ready (tests and services call it at start-up).
+- `run(fn, *args, deadline=s)` (from any thread; each call holds one worker) waits for a free worker (at
+  most `acquire_timeout` seconds, not counted in the deadline), sends the task and waits `deadline` seconds
+  for the answer. Past the deadline the worker is killed with SIGKILL, a replacement is started in the
+  background and the call returns a `TaskResult` with status TIMEOUT. A worker that dies (segfault, OOM
+  kill) gives CRASHED and is replaced the same way; an exception inside the task gives ERROR and the
+  worker stays.
+- `close()` (idempotent; also on leaving a `with` block) stops every worker, wakes up callers waiting for
+  one (they get `FailedPrecondition`) and makes later `run` calls raise it. Tasks running at that moment
+  end as CRASHED. Workers are daemon processes, so they also die with the parent if `close` is forgotten.
+
+Choices:
+- Processes, not threads: a thread cannot be stopped. No signal.alarm/SIGALRM anywhere (it only works in a
+  main thread); the deadline is a `poll` on the worker's pipe in the calling thread.
+- 'forkserver' start method where the platform has it ('spawn' elsewhere): never fork a multi-threaded
+  parent. Workers get an address-space limit (`memory_limit_bytes`, default 2 GiB) so a runaway task
+  fails with MemoryError inside the worker instead of exhausting the machine.
+- One duplex pipe per worker and a queue of idle workers: no shared task queue, so killing a worker can
+  never lose or corrupt someone else's task.
+
+Deliberately not done: task priorities, retries (a TIMEOUT is an answer), resizing a running pool.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+from r1.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+
+__all__ = ["SymbolicPool", "TaskResult", "TaskStatus"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_LIMIT = 2 << 30
+STARTUP_TIMEOUT = 120.0
+
+
+class TaskStatus(enum.Enum):
+    OK = "ok"
+    ERROR = "error"  # the task raised; `error` names the exception
+    TIMEOUT = "timeout"  # past the deadline; the worker was killed and replaced
+    CRASHED = "crashed"  # the worker died (or the pool closed) while running the task
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    status: TaskStatus
+    value: Any = None
+    error: str = ""
+    elapsed: float = 0.0
+
+
+def _worker_main(conn: Connection, memory_limit: int | None, warmup: Callable[[], None] | None) -> None:
+    """Body of a worker process: optional limits and warm-up, then answer tasks until told to stop."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    if memory_limit:
+        try:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        except (ImportError, ValueError, OSError):
+            pass
+    if warmup is not None:
+        try:
+            warmup()
+        except Exception:  # a failed warm-up only costs speed; the task itself will report the problem
+            pass
+    conn.send(("ready", None))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply = ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - report every failure; never str() a sympy object
+            reply = ("error", type(exc).__name__)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # e.g. an unpicklable result
+            conn.send(("error", f"cannot send the result back: {type(exc).__name__}"))
+
+
+class _Worker:
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection):
+        self.process = process
+        self.conn = conn
+
+    def stop(self, *, polite: bool) -> None:
+        if polite:
+            try:
+                self.conn.send(None)
+                self.process.join(0.5)
+            except (OSError, ValueError):
+                pass
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class SymbolicPool:
+    """Worker processes with killable deadlines; see the module docstring for the lifecycle."""
+
+    def __init__(
+        self,
+        size: int = 2,
+        *,
+        warmup: Callable[[], None] | None = None,
+        start_method: str | None = None,
+        memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT,
+        acquire_timeout: float = 300.0,
+    ):
+        if size < 1:
+            raise InvalidArgument("size", f"a pool needs at least one worker, got {size}")
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        self._ctx = multiprocessing.get_context(start_method)
+        self._size = size
+        self._warmup = warmup
+        self._memory_limit = memory_limit_bytes
+        self._acquire_timeout = acquire_timeout
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        self._workers: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ready = threading.Event()
+        self._start_error = ""
+        for _ in range(size):
+            self._spawn()
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until at least one worker has warmed up (True) or `timeout` passes (False)."""
+        return self._ready.wait(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+            self._workers.clear()
+        self._idle.put(None)  # wakes one waiter, which passes it on
+        for worker in workers:
+            worker.stop(polite=True)
+
+    def __enter__(self) -> SymbolicPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ run
+
+    def run(self, fn: Callable[..., Any], *args: Any, deadline: float) -> TaskResult:
+        """Run fn(*args) in a worker; at most `deadline` seconds once a worker has taken it."""
+        if deadline <= 0:
+            raise InvalidArgument("deadline", f"must be positive, got {deadline}")
+        worker = self._acquire()
+        start = time.monotonic()
+        try:
+            worker.conn.send((fn, args))
+        except (OSError, ValueError, EOFError):
+            self._replace(worker)
+            return TaskResult(TaskStatus.CRASHED, error="worker pipe broken", elapsed=time.monotonic() - start)
+        except Exception:
+            self._release(worker)  # nothing was written (pickling failed): the worker is still good
+            raise
+        try:
+            if not worker.conn.poll(deadline):
+                self._replace(worker)
+                return TaskResult(TaskStatus.TIMEOUT, error=f"deadline of {deadline:g}s exceeded", elapsed=deadline)
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError, ValueError):
+            self._replace(worker)
+            return TaskResult(TaskStatus.CRASHED, error="worker died", elapsed=time.monotonic() - start)
+        self._release(worker)
+        elapsed = time.monotonic() - start
+        if status == "ok":
+            return TaskResult(TaskStatus.OK, value=payload, elapsed=elapsed)
+        return TaskResult(TaskStatus.ERROR, error=str(payload), elapsed=elapsed)
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _spawn(self) -> None:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(child_conn, self._memory_limit, self._warmup),
+            name="symbolic-worker",
+            daemon=True,
+        )
+        with self._lock:
+            if self._closed:
+                parent_conn.close()
+                child_conn.close()
+                return
+            process.start()
+            worker = _Worker(process, parent_conn)
+            self._workers.add(worker)
+        child_conn.close()
+        threading.Thread(target=self._await_ready, args=(worker,), name="symbolic-pool-ready", daemon=True).start()
+
+    def _await_ready(self, worker: _Worker) -> None:
+        try:
+            ok = worker.conn.poll(STARTUP_TIMEOUT) and worker.conn.recv() == ("ready", None)
+        except (EOFError, OSError, ValueError):
+            ok = False
+        if ok:
+            self._ready.set()
+            self._release(worker)
+            return
+        worker.stop(polite=False)
+        with self._lock:
+            self._workers.discard(worker)
+            if self._closed:
+                return
+            self._start_error = f"a symbolic worker failed to start (exit code {worker.process.exitcode})"
+            none_left = not self._workers
+        logger.error(self._start_error)
+        if none_left:
+            self._idle.put(None)  # wake the waiters: nothing will ever become free
+
+    def _acquire(self) -> _Worker:
+        try:
+            worker = self._idle.get(timeout=self._acquire_timeout) if not self._closed else None
+        except queue.Empty:
+            raise ResourceExhausted(f"no symbolic worker free within {self._acquire_timeout:g}s") from None
+        if worker is None:
+            self._idle.put(None)
+            raise FailedPrecondition(self._start_error if not self._closed else "the symbolic pool is closed")
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            keep = not self._closed and worker in self._workers
+        if keep:
+            self._idle.put(worker)
+        else:
+            worker.stop(polite=True)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill `worker` now; start its replacement in the background so the caller returns at once."""
+        with self._lock:
+            self._workers.discard(worker)
+        worker.process.kill()
+        threading.Thread(target=self._reap_and_respawn, args=(worker,), name="symbolic-pool-respawn", daemon=True).start()
+
+    def _reap_and_respawn(self, worker: _Worker) -> None:
+        worker.stop(polite=False)
+        self._spawn()
