@@ -21,21 +21,14 @@ from r1.rewards.code import (
     judge_response,
     validate_request,
 )
-from r1.rewards.sandbox import Limits, Sandbox, SandboxUnavailable
+from r1.rewards.sandbox import Limits
 from r1.rewards.verdict import Verdict
+from tests.paths import SHARED_DATA
 
-CODE_CONTESTS = "/work/shared/data/code_contests/code_contests_test.json"
+CODE_CONTESTS = SHARED_DATA / "code_contests" / "code_contests_test.json"
 ADD = (IOTest("1 2\n", "3\n"), IOTest("-10 4\n", "-6\n"), IOTest("0 0\n", "0\n"))
 PY_ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
 CPP_ADD = "#include <iostream>\nint main() { long long a, b; std::cin >> a >> b; std::cout << a + b; }\n"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    try:
-        return Sandbox()
-    except SandboxUnavailable as e:
-        pytest.skip(f"the full sandbox is not available here: {e}")
 
 
 @pytest.fixture(scope="module")

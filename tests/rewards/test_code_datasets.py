@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from r1.rewards.code import PYTHON, CodeRequest, judge
-from r1.rewards.sandbox import Sandbox, SandboxUnavailable
+from r1.rewards.sandbox import Sandbox
 from r1.rewards.verdict import RewardResult, Verdict
+from tests.paths import SHARED_DATA
 
-HUMANEVAL = "/work/shared/data/humaneval/HumanEval.jsonl.gz"
-MBPP = "/work/shared/data/mbpp/mbpp_sanitized_for_code_generation.jsonl"
+HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl.gz"
+MBPP = SHARED_DATA / "mbpp" / "mbpp_sanitized_for_code_generation.jsonl"
 # Canonical MBPP solutions that cannot pass their own tests in this (HumanEval-style) format:
 MBPP_EXCLUDED = {
     # The function under test is itself named `check`: the test's `def check(candidate)` replaces it, so
@@ -28,18 +29,10 @@ MBPP_EXCLUDED = {
 _DOCSTRING = re.compile(r"^[ \t]*'''.*?'''[ \t]*\n", re.DOTALL | re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    try:
-        return Sandbox()
-    except SandboxUnavailable as e:
-        pytest.skip(f"the full sandbox is not available here: {e}")
-
-
-def load(path: str) -> list[dict]:
-    if not os.path.exists(path):
+def load(path: Path) -> list[dict]:
+    if not path.exists():
         pytest.skip(f"{path} is not on this machine")
-    opener = gzip.open if path.endswith(".gz") else open
+    opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as f:
         return [json.loads(line) for line in f if line.strip()]
 

@@ -23,14 +23,6 @@ from r1.rewards.sandbox import (
 PY = "/usr/bin/python3"
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    try:
-        return Sandbox()
-    except SandboxUnavailable as e:
-        pytest.skip(f"the full sandbox is not available here: {e}")
-
-
 def py(sb: Sandbox, code: str, **kwargs):
     return sb.run([PY, "-c", code], **kwargs)
 
