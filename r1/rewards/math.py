@@ -23,8 +23,10 @@ Choices:
 - Inputs with lone surrogates (invalid Unicode) are repaired (U+FFFD) before anything else.
 - A predicted answer longer than `max_answer_chars` (10,000) is WRONG without parsing: no reference in a
   math benchmark is that long, and parsing it would only burn the deadline.
-- The cache key is the pair of *extracted* answers, not the raw response, so equal answers inside
-  different responses share an entry; TIMEOUT and INTERNAL results are never cached.
+- The cache key is the pair of *extracted* answers (and the options), not the raw response, so equal
+  answers inside different responses share an entry. A TIMEOUT is cached with its deadline and reused
+  only for requests with a deadline no longer than that one (so a group of identical pathological answers
+  costs one killed worker, not one each); INTERNAL results are never cached.
 - A checker creates its worker pool lazily, on the first answer the fast path cannot settle, and closes it
   in `close()` unless the pool was passed in.
 
@@ -91,21 +93,21 @@ class Comparison:
 
 
 class _LruCache:
-    """A bounded, thread-safe LRU map."""
+    """A bounded, thread-safe LRU map: (gold, pred, options) -> (comparison, deadline it timed out at)."""
 
     def __init__(self, maxsize: int):
         self._maxsize = maxsize
-        self._data: OrderedDict[tuple, Comparison] = OrderedDict()
+        self._data: OrderedDict[tuple, tuple[Comparison, float | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> Comparison | None:
+    def get(self, key: tuple) -> tuple[Comparison, float | None] | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple, value: Comparison) -> None:
+    def put(self, key: tuple, value: tuple[Comparison, float | None]) -> None:
         if self._maxsize <= 0:
             return
         with self._lock:
@@ -234,14 +236,17 @@ class MathChecker:
         key = (gold_answer, pred_answer, self._options)
         cached = self._cache.get(key)
         if cached is not None:
-            return cached
-        fast = fast_compare(gold_answer, pred_answer, self._options.float_rounding, self._options.strict)
+            outcome, timed_out_at = cached
+            if timed_out_at is None or deadline <= timed_out_at:  # a longer deadline may succeed
+                return outcome
+        opts = self._options
+        fast = fast_compare(gold_answer, pred_answer, opts.float_rounding, opts.strict, opts.allow_set_relation_comp)
         if fast is not None:
             outcome = Comparison(Verdict.CORRECT if fast else Verdict.WRONG, "fast path")
         else:
             outcome = self._symbolic(gold_answer, pred_answer, deadline)
-        if outcome.verdict not in (Verdict.TIMEOUT, Verdict.INTERNAL):
-            self._cache.put(key, outcome)
+        if outcome.verdict is not Verdict.INTERNAL:
+            self._cache.put(key, (outcome, deadline if outcome.verdict is Verdict.TIMEOUT else None))
         return outcome
 
     def _symbolic(self, gold_answer: str, pred_answer: str, deadline: float) -> Comparison:

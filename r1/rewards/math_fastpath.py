@@ -7,9 +7,11 @@ It answers only where its answer is the one Math-Verify (`verify` on the latex2s
 give, so that the two paths never disagree on a case the fast path settles:
 - identical normalised strings are equivalent (Math-Verify also compares the normalised strings);
 - gold-first equations: a prediction `x = 5` (or `x = 2+3 = 5`) is read as its last right-hand side when
-  the gold is not an equation; a gold assignment `k = 1` is read as its right-hand side when the prediction
-  is not an equation; two assignments to the same symbol compare their right-hand sides; other relations
-  are declined;
+  the gold is not an equation; a gold assignment `k = 1` (or `x \\in S`) is read as its right-hand side
+  when the prediction is not an equation; two assignments to the same symbol compare their last
+  right-hand sides; two single equations whose sides differ by a constant factor are equal;
+- linear inequalities in one variable compare as their solution intervals (`math_relations`), against
+  each other or against a set, following Math-Verify's relation/set rules;
 - numbers follow Math-Verify's numeric rules: if either side is a decimal literal both are rounded to
   `float_rounding` places and compared (1/3 = 0.333333); two integer literals compare as written, so a
   percentage equals its integer (50% = 50) and, through the exact rule, its fraction (50% = 1/2 = 0.5);
@@ -34,6 +36,7 @@ import string
 from fractions import Fraction
 
 from r1.rewards.math_normalize import is_plain_symbol, normalize, relation_parts, split_top_level
+from r1.rewards.math_relations import compare_relations
 from r1.rewards.math_structure import Structure, Value, read_value
 from r1.rewards.math_value import Scalar, Unsupported, has_variables, read_scalar
 
@@ -63,8 +66,11 @@ def _sample_points() -> tuple[dict[str, Fraction], ...]:
 _POINTS = _sample_points()
 
 
-def fast_compare(gold: str, pred: str, float_rounding: int = 6, strict: bool = True) -> bool | None:
-    """True / False when the fast path can decide, None when the symbolic fallback must."""
+def fast_compare(
+    gold: str, pred: str, float_rounding: int = 6, strict: bool = True, allow_set_relation_comp: bool = False
+) -> bool | None:
+    """True / False when the fast path can decide, None when the symbolic fallback must. The options are
+    Math-Verify's (see `math.CompareOptions`)."""
     g, p = normalize(gold), normalize(pred)
     if not g or not p:
         return None
@@ -72,7 +78,11 @@ def fast_compare(gold: str, pred: str, float_rounding: int = 6, strict: bool = T
         return True
     sides = gold_first(g, p)
     if sides is None:
-        return proportional_equations(g, p) if strict else None
+        compare = lambda a, b: compare_values(a, b, float_rounding)  # noqa: E731
+        verdict = compare_relations(g, p, allow_set_relation_comp, compare) if strict else None
+        if verdict is None and strict:
+            verdict = proportional_equations(g, p)
+        return verdict
     g, p = sides
     if g == p:
         return True

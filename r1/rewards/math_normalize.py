@@ -130,7 +130,7 @@ def split_top_level(s: str, sep: str) -> list[str]:
     return parts
 
 
-_OTHER_RELATIONS = re.compile(r"[<>]|!=|\\(?:le|ge|leq|geq|lt|gt|ne|neq|approx|sim|equiv|in|subset)\b")
+_OTHER_RELATIONS = re.compile(r"[<>]|!=|\\(?:le|ge|leq|geq|lt|gt|ne|neq|approx|sim|equiv|in|subset)(?![A-Za-z])")
 _MEMBERSHIP = re.compile(r"^([A-Za-z])\\in(?![A-Za-z])")
 _PLAIN_SYMBOL = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?$")
 

@@ -4,13 +4,15 @@ Used for the symbolic fallback of the math checker (sympy can run for ever or ea
 any picklable module-level function.
 
 Lifecycle:
-- `SymbolicPool(size)` starts `size` processes at once and returns without waiting; each worker runs the
-  optional `warmup` (e.g. importing sympy) and then reports ready. Only ready workers take tasks.
-  `wait_ready(timeout)` blocks until at least one is ready (tests and services call it at start-up).
+- `SymbolicPool(size, spares=1)` starts `size + spares` processes at once and returns without waiting;
+  each worker runs the optional `warmup` (e.g. importing sympy and exercising it) and then reports ready.
+  Only ready workers take tasks; at most `size` serve, the others wait as warm spares.
+  `wait_ready(timeout)` blocks until at least one serves (tests and services call it at start-up).
 - `run(fn, *args, deadline=s)` (from any thread; each call holds one worker) waits for a free worker (at
   most `acquire_timeout` seconds, not counted in the deadline), sends the task and waits `deadline` seconds
-  for the answer. Past the deadline the worker is killed with SIGKILL, a replacement is started in the
-  background and the call returns a `TaskResult` with status TIMEOUT. A worker that dies (segfault, OOM
+  for the answer. Past the deadline the worker is killed with SIGKILL, a warm spare takes its place at
+  once, a new process starts in the background (to become the next spare) and the call returns a
+  `TaskResult` with status TIMEOUT. A worker that dies (segfault, OOM
   kill) gives CRASHED and is replaced the same way; an exception inside the task gives ERROR and the
   worker stays.
 - `close()` (idempotent; also on leaving a `with` block) stops every worker, wakes up callers waiting for
@@ -131,9 +133,12 @@ class SymbolicPool:
         start_method: str | None = None,
         memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT,
         acquire_timeout: float = 300.0,
+        spares: int = 1,
     ):
         if size < 1:
             raise InvalidArgument("size", f"a pool needs at least one worker, got {size}")
+        if spares < 0:
+            raise InvalidArgument("spares", f"must be >= 0, got {spares}")
         if start_method is None:
             start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         self._ctx = multiprocessing.get_context(start_method)
@@ -147,7 +152,9 @@ class SymbolicPool:
         self._closed = False
         self._ready = threading.Event()
         self._start_error = ""
-        for _ in range(size):
+        self._in_service = 0  # ready workers serving tasks (idle or busy); at most `size`
+        self._spares: list[_Worker] = []  # ready workers waiting to replace a killed one
+        for _ in range(size + spares):
             self._spawn()
 
     # ----------------------------------------------------------------------------------- lifecycle
@@ -238,8 +245,7 @@ class SymbolicPool:
         except (EOFError, OSError, ValueError):
             ok = False
         if ok:
-            self._ready.set()
-            self._release(worker)
+            self._admit(worker)
             return
         worker.stop(polite=False)
         with self._lock:
@@ -262,6 +268,23 @@ class SymbolicPool:
             raise FailedPrecondition(self._start_error if not self._closed else "the symbolic pool is closed")
         return worker
 
+    def _admit(self, worker: _Worker) -> None:
+        """A freshly warmed worker goes into service, or becomes a spare when the pool is full."""
+        with self._lock:
+            if self._closed or worker not in self._workers:
+                serve = None
+            elif self._in_service < self._size:
+                self._in_service += 1
+                serve = True
+            else:
+                self._spares.append(worker)
+                serve = False
+        if serve is None:
+            worker.stop(polite=True)
+        elif serve:
+            self._ready.set()
+            self._idle.put(worker)
+
     def _release(self, worker: _Worker) -> None:
         with self._lock:
             keep = not self._closed and worker in self._workers
@@ -271,10 +294,17 @@ class SymbolicPool:
             worker.stop(polite=True)
 
     def _replace(self, worker: _Worker) -> None:
-        """Kill `worker` now; start its replacement in the background so the caller returns at once."""
+        """Kill `worker` now, put a warm spare in its place if there is one, and start a new process in the
+        background (it becomes the next spare, or serves if none was left), so the caller returns at once."""
         with self._lock:
             self._workers.discard(worker)
+            self._in_service -= 1
+            spare = self._spares.pop() if self._spares and not self._closed else None
+            if spare is not None:
+                self._in_service += 1
         worker.process.kill()
+        if spare is not None:
+            self._idle.put(spare)
         threading.Thread(target=self._reap_and_respawn, args=(worker,), name="symbolic-pool-respawn", daemon=True).start()
 
     def _reap_and_respawn(self, worker: _Worker) -> None:
