@@ -186,11 +186,10 @@ async def serve(service: Service, config: ServerConfig, *, port_file: str | None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    startup = server._startup
-    done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), startup},
-                                 return_when=asyncio.FIRST_COMPLETED)
-    failed = server._startup_error is not None
-    if not failed and not stop.is_set():
-        await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopping, server._startup}, return_when=asyncio.FIRST_COMPLETED)
+    failed = server._startup_error is not None  # a service that cannot start exits 1, never serving
+    if not failed:
+        await stopping
     await server.drain()
     return 1 if failed else 0
