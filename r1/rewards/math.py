@@ -15,9 +15,9 @@ Pipeline, one `MathChecker.check` call:
    hard deadline.
 
 Verdicts: CORRECT (reward 1), WRONG, NO_ANSWER (nothing extractable), INVALID_INPUT (empty or unreadable
-gold), TIMEOUT (the symbolic deadline passed), INTERNAL (a worker crashed); every one but CORRECT has reward
-0. Bad model output never raises; bad arguments (a non-string, a non-positive deadline) raise
-`InvalidArgument`.
+gold), TIMEOUT (the symbolic deadline passed, or no worker was free before it), INTERNAL (a worker
+crashed); every one but CORRECT has reward 0. Bad model output never raises; bad arguments (a non-string,
+a non-positive deadline) raise `InvalidArgument`.
 
 Choices:
 - Inputs with lone surrogates (invalid Unicode) are repaired (U+FFFD) before anything else.
@@ -152,8 +152,9 @@ def _result(outcome: Comparison, extracted: str) -> RewardResult:
 class MathChecker:
     """Checks math answers; owns the result cache and (unless given one) the symbolic worker pool.
 
-    Thread-safe: one checker can serve many threads; symbolic work runs in at most `pool_size` processes.
-    Use it as a context manager or call `close()`.
+    Thread-safe: one checker can serve many threads; symbolic work runs in at most `pool_size` processes,
+    plus `spare_workers` warm ones kept ready to replace a worker killed at its deadline. Use it as a
+    context manager or call `close()`.
     """
 
     def __init__(
@@ -161,6 +162,7 @@ class MathChecker:
         *,
         pool: SymbolicPool | None = None,
         pool_size: int = 2,
+        spare_workers: int = 1,
         cache_size: int = 65_536,
         options: CompareOptions = CompareOptions(),
         max_answer_chars: int = MAX_ANSWER_CHARS,
@@ -168,6 +170,7 @@ class MathChecker:
         self._pool = pool
         self._owns_pool = pool is None
         self._pool_size = pool_size
+        self._spare_workers = spare_workers
         self._pool_lock = threading.Lock()
         self._cache = _LruCache(cache_size)
         self._options = options
@@ -178,13 +181,18 @@ class MathChecker:
     def options(self) -> CompareOptions:
         return self._options
 
+    @property
+    def cached(self) -> int:
+        """How many comparisons the cache holds."""
+        return len(self._cache)
+
     def pool(self) -> SymbolicPool:
         """The worker pool, started on first use."""
         with self._pool_lock:
             if self._closed:
                 raise FailedPrecondition("this MathChecker is closed")
             if self._pool is None:
-                self._pool = SymbolicPool(self._pool_size, warmup=warm_up)
+                self._pool = SymbolicPool(self._pool_size, warmup=warm_up, spares=self._spare_workers)
             return self._pool
 
     def close(self) -> None:
@@ -211,7 +219,8 @@ class MathChecker:
         deadline: float = DEFAULT_DEADLINE,
         gold_policy: ExtractionPolicy = REFERENCE_POLICY,
     ) -> RewardResult:
-        """Grade `response` against `gold`. `deadline` bounds the symbolic fallback (seconds)."""
+        """Grade `response` against `gold`. `deadline` (seconds) bounds the symbolic fallback, waiting for a
+        free worker included; extraction and the fast path are linear-time and not interrupted."""
         response = _require_str("response", response)
         gold = _require_str("gold", gold)
         policy = _policy_of(profile)
@@ -242,14 +251,15 @@ class MathChecker:
         opts = self._options
         fast = fast_compare(gold_answer, pred_answer, opts.float_rounding, opts.strict, opts.allow_set_relation_comp)
         if fast is not None:
-            outcome = Comparison(Verdict.CORRECT if fast else Verdict.WRONG, "fast path")
+            outcome, cacheable = Comparison(Verdict.CORRECT if fast else Verdict.WRONG, "fast path"), True
         else:
-            outcome = self._symbolic(gold_answer, pred_answer, deadline)
-        if outcome.verdict is not Verdict.INTERNAL:
+            outcome, cacheable = self._symbolic(gold_answer, pred_answer, deadline)
+        if cacheable:
             self._cache.put(key, (outcome, deadline if outcome.verdict is Verdict.TIMEOUT else None))
         return outcome
 
-    def _symbolic(self, gold_answer: str, pred_answer: str, deadline: float) -> Comparison:
+    def _symbolic(self, gold_answer: str, pred_answer: str, deadline: float) -> tuple[Comparison, bool]:
+        """The fallback's outcome and whether it says something about the pair (worth caching)."""
         opts = self._options
         task = self.pool().run(
             symbolic_equal,
@@ -261,15 +271,17 @@ class MathChecker:
             deadline=deadline,
         )
         if task.status is TaskStatus.TIMEOUT:
-            return Comparison(Verdict.TIMEOUT, f"symbolic comparison exceeded its {deadline:g}s deadline")
+            return Comparison(Verdict.TIMEOUT, f"symbolic comparison exceeded its {deadline:g}s deadline"), True
+        if task.status is TaskStatus.NO_WORKER:
+            return Comparison(Verdict.TIMEOUT, f"no symbolic worker was free within {deadline:g}s"), False
         if task.status is not TaskStatus.OK:
-            return Comparison(Verdict.INTERNAL, f"symbolic worker {task.status.value}: {task.error}")
+            return Comparison(Verdict.INTERNAL, f"symbolic worker {task.status.value}: {task.error}"), False
         equal, gold_parsed = task.value
         if equal:
-            return Comparison(Verdict.CORRECT, "symbolic")
+            return Comparison(Verdict.CORRECT, "symbolic"), True
         if not gold_parsed:
-            return Comparison(Verdict.INVALID_INPUT, "the reference answer could not be parsed")
-        return Comparison(Verdict.WRONG, "symbolic")
+            return Comparison(Verdict.INVALID_INPUT, "the reference answer could not be parsed"), True
+        return Comparison(Verdict.WRONG, "symbolic"), True
 
 
 def check_math(
@@ -283,5 +295,5 @@ def check_math(
 ) -> RewardResult:
     """One check without a long-lived checker. With `pool=None` a one-off worker is started only if the
     fast path cannot decide (about a second); long-running code should hold a `MathChecker` instead."""
-    with MathChecker(pool=pool, pool_size=1, cache_size=0, options=options) as checker:
+    with MathChecker(pool=pool, pool_size=1, spare_workers=0, cache_size=0, options=options) as checker:
         return checker.check(response, gold, profile, deadline=deadline)

@@ -127,10 +127,6 @@ _INSIDE_TAG = ExtractionPolicy(answer_tags=False, anchors=False, math_envs=True)
 
 # ---------------------------------------------------------------------------------------------- <answer>
 
-_TAG_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_TAG_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
-
-
 def find_answer_tag(text: str) -> str | None:
     """Content of the last closed `<answer>...</answer>` pair (stripped), or None."""
     lowered = text.lower() if "<" in text else ""
@@ -153,27 +149,30 @@ _SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 
 def _top_level_boxes(text: str) -> list[_Span]:
     """Every \\boxed{...}/\\fbox{...} not nested in another one, in order. An unclosed last box runs to
-    the end of the text. One pass over the brace tokens; the stack holds booleans (is this brace a box?)."""
+    the end of the text. One pass over the brace tokens with an explicit stack (is this brace a box?)."""
     first = min((i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0), default=-1)
     if first < 0:
         return []
     boxes: list[_Span] = []
     stack: list[bool] = []
-    open_box_start = -1  # start of the currently open top-level box
-    open_box_content = -1
+    open_boxes = 0  # how many entries of `stack` are box openers
+    open_box_start = open_box_content = -1  # the currently open top-level box
     for m in _BRACE_TOKENS.finditer(text, first):
         token = m.group()
         if token == "}":
             if not stack:
                 continue
-            if stack.pop() and open_box_start >= 0 and not any(stack):
-                boxes.append(_Span(open_box_start, m.end(), text[open_box_content : m.start()].strip()))
-                open_box_start = -1
+            if stack.pop():
+                open_boxes -= 1
+                if open_boxes == 0:
+                    boxes.append(_Span(open_box_start, m.end(), text[open_box_content : m.start()].strip()))
+                    open_box_start = -1
         elif token == "{":
             stack.append(False)
         else:  # a box opener
-            if open_box_start < 0:
+            if open_boxes == 0:
                 open_box_start, open_box_content = m.start(), m.end()
+            open_boxes += 1
             stack.append(True)
     if open_box_start >= 0:
         boxes.append(_Span(open_box_start, len(text), text[open_box_content:].strip()))

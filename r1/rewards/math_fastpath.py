@@ -30,6 +30,7 @@ answers that differ after normalisation, non-strict variable matching. They go t
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import string
@@ -41,6 +42,8 @@ from r1.rewards.math_structure import Structure, Value, read_value
 from r1.rewards.math_value import Scalar, Unsupported, has_variables, read_scalar
 
 __all__ = ["fast_compare", "compare_values", "compare_scalars", "gold_first"]
+
+logger = logging.getLogger(__name__)
 
 EQUAL_REL = 1e-12
 UNEQUAL_REL = 1e-9
@@ -70,7 +73,17 @@ def fast_compare(
     gold: str, pred: str, float_rounding: int = 6, strict: bool = True, allow_set_relation_comp: bool = False
 ) -> bool | None:
     """True / False when the fast path can decide, None when the symbolic fallback must. The options are
-    Math-Verify's (see `math.CompareOptions`)."""
+    Math-Verify's (see `math.CompareOptions`). Never raises: an unexpected error means "undecided"."""
+    try:
+        return _fast_compare(gold, pred, float_rounding, strict, allow_set_relation_comp)
+    except (Unsupported, ArithmeticError, ValueError, TypeError, RecursionError):
+        logger.debug("fast path gave up on %.80r vs %.80r", gold, pred, exc_info=True)
+        return None
+
+
+def _fast_compare(
+    gold: str, pred: str, float_rounding: int, strict: bool, allow_set_relation_comp: bool
+) -> bool | None:
     g, p = normalize(gold), normalize(pred)
     if not g or not p:
         return None

@@ -2,17 +2,21 @@
 
 `normalize` rewrites one answer into a canonical LaTeX-ish spelling so that cosmetic differences vanish
 before any parsing: `\\dfrac`/`\\tfrac`/`\\cfrac` -> `\\frac`, `\\left(`/`\\right)` -> `(`/`)`, spacing
-commands and dollar signs removed, `\\%` -> `%`, degrees (`30^\\circ`, `30°`) dropped, thousands separators
-(`7,425,000`, `12{,}000`, `12,\\!000`, when that is the whole answer) removed, a trailing `\\text{...}` unit dropped and a remaining
-`\\text{X}` unwrapped, a trailing plain unit word after a number dropped ("5 cm"), whitespace removed.
+commands and dollar signs removed, "and"/"or" between items -> `,`, `\\%` and "percent" -> `%`, degrees
+(`30^\\circ`, `30°`) dropped, thousands separators (`7,425,000`, `12{,}000`, `12,\\!000`, when that is the
+whole answer) removed, a trailing `\\text{...}` unit dropped and a remaining `\\text{X}` unwrapped, a
+trailing plain unit word after a number dropped ("5 cm"), whitespace removed.
 
-Choices, all following Math-Verify's normaliser (latex2sympy2_extended) so that the fast path and the
-symbolic fallback read an answer the same way:
+Choices, following Math-Verify's normaliser (latex2sympy2_extended) so that the fast path and the symbolic
+fallback read an answer the same way, except where noted:
 - a comma between digit groups of exactly three is a thousands separator only without a space after it
   ("32,349" is 32349, "32, 349" is the list {32, 349});
 - whitespace *between two digits* is kept ("1 000" inside LaTeX is ambiguous; the fast path leaves it to
   the symbolic fallback), all other whitespace goes;
-- the whole answer "0.5" stays a decimal here; `math_value` gives it Math-Verify's exact reading.
+- the whole answer "0.5" stays a decimal here; `math_value` gives it Math-Verify's exact reading;
+- unit words come from a short list of common units (lengths, masses, times, money, degrees). It is not
+  Math-Verify's list, so a rarer unit ("5 dollars") may be accepted here where Math-Verify would read the
+  word as a product of symbols; that difference is deliberate.
 
 Deliberately not done: anything that needs to know what the answer means (that is `math_value`), and
 unit conversion (5 cm and 50 mm are not equal here).
@@ -26,7 +30,7 @@ __all__ = ["normalize", "split_top_level", "relation_parts", "is_plain_symbol"]
 
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)\s*(\\[{}|]|[()\[\]|.]|\\langle|\\rangle)")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
-_SPACING = re.compile(r"(?<!\\)\\(?:displaystyle|qquad|quad|[,;:>]|\s)|~")
+_SPACING = re.compile(r"(?<!\\)\\(?:displaystyle|qquad|quad|[,;:>]|\s)")
 _REMOVED = re.compile(r"\\!\s*|\\\$|\$|\\(?:mathrm|textrm)\{th\}")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
 _PERCENT_WORD = re.compile(r"\s*(?:\\text\{\s*(?:percentage|percent|pct)\s*\}|\b(?:percentage|percent|pct)\b)", re.I)
@@ -46,6 +50,8 @@ _TRAILING_UNIT = re.compile(r"(?<=[\d}\s])\s*(?:" + _UNITS + r")\s*(?:\^\s*\{?\d
 _SPACE_BETWEEN_DIGITS = re.compile(r"(?<=\d)\s+(?=\d)")
 _SPACE_AFTER_COMMAND = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
 _SPACE = re.compile(r"\s+")
+_PLAIN = re.compile(r"[-+]?[\d.,/ ]*\d[\d.,/ ]*")
+_LETTER = re.compile(r"[A-Za-z]")
 _TRAILING_PUNCT = re.compile(r"[\s.,;]+$")
 
 
@@ -88,19 +94,32 @@ def _unwrap_outer_braces(s: str) -> str:
 def normalize(answer: str) -> str:
     """Canonical spelling of one extracted answer (see the module docstring)."""
     s = answer.strip()
-    if "matrix" not in s and "array" not in s:
-        s = _DOUBLED_BACKSLASH.sub(r"\\", s)  # \\left -> \left (escaped twice upstream)
+    if _PLAIN.fullmatch(s):  # digits and operators only: nothing below applies but the last steps
+        return _finish(s)
+    if "\\" in s:
+        s = _latex_commands(s)
     s = _REMOVED.sub("", s)
-    s = _LEFT_RIGHT.sub(lambda m: "" if m.group(1) == "." else m.group(1), s)
-    s = _FRAC_VARIANTS.sub(r"\\frac", s)
-    s = _SPACING.sub(" ", s)
     s = _GROUPED_COMMA.sub(",", s)
     s = _DEGREES.sub("", s)
-    s = _PERCENT_WORD.sub("%", s.replace("\\%", "%"))
-    s = _AND_OR.sub(",", s)
-    s = _strip_units(s.strip())
-    s = _TEXT_WRAPPER.sub(r"\1", s)
-    s = _strip_units(s.strip())
+    s = s.replace("\\%", "%").replace("~", " ")
+    if _LETTER.search(s):
+        s = _PERCENT_WORD.sub("%", s)
+        s = _AND_OR.sub(",", s)
+        s = _strip_units(s.strip())
+        s = _TEXT_WRAPPER.sub(r"\1", s)
+        s = _strip_units(s.strip())
+    return _finish(s)
+
+
+def _latex_commands(s: str) -> str:
+    if "matrix" not in s and "array" not in s:
+        s = _DOUBLED_BACKSLASH.sub(r"\\", s)  # \\left -> \left (escaped twice upstream)
+    s = _LEFT_RIGHT.sub(lambda m: "" if m.group(1) == "." else m.group(1), s)
+    s = _FRAC_VARIANTS.sub(r"\\frac", s)
+    return _SPACING.sub(" ", s)
+
+
+def _finish(s: str) -> str:
     if _THOUSANDS.fullmatch(s):  # only a whole answer: inside (12,102) the comma separates items
         s = s.replace(",", "")
     s = _collapse_spaces(s)

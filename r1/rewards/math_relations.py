@@ -24,7 +24,7 @@ from r1.rewards.math_value import Scalar, Unsupported, read_scalar
 
 __all__ = ["inequality_set", "compare_relations"]
 
-_OPERATOR = re.compile(r"(<=|>=|\\leqslant(?![A-Za-z])|\\geqslant(?![A-Za-z])|\\leq?(?![A-Za-z])|\\geq?(?![A-Za-z])|\\lt(?![A-Za-z])|\\gt(?![A-Za-z])|<|>)")
+_OPERATOR = re.compile(r"(<=|>=|\\(?:leqslant|geqslant|leq|geq|le|ge|lt|gt)(?![A-Za-z])|<|>)")
 _CANONICAL = {"<=": "<=", ">=": ">=", "<": "<", ">": ">", "\\lt": "<", "\\gt": ">"}
 _LETTER = re.compile(r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}

@@ -44,7 +44,9 @@ class Structure:
 
 Value = Scalar | Structure
 
-_MATRIX = re.compile(r"\\begin\{(?P<env>[pbvBV]?matrix|array)\}(?:\{[lcr|]*\})?(?P<body>.*)\\end\{(?P=env)\}", re.DOTALL)
+_MATRIX = re.compile(
+    r"\\begin\{(?P<env>[pbvBV]?matrix|array)\}(?:\{[lcr|]*\})?(?P<body>.*)\\end\{(?P=env)\}", re.DOTALL
+)
 
 
 def _balanced(s: str) -> bool:

@@ -12,7 +12,8 @@ Choices:
   of an equation chain when the whole fails; a trailing percent sign that latex2sympy cannot take is
   applied afterwards as Math-Verify's `convert_to_pct` does.
 - As `math_verify.parse` does, the normalised string travels with the parse, so two answers that do not
-  parse still match when they read the same.
+  parse still match when they read the same; and when the LaTeX reading fails, Math-Verify's plain
+  expression reader gets the same text (its "any match" extraction moves on to the next candidate).
 - `math_verify.verify` is called with `timeout_seconds=None`: its own timeout uses SIGALRM, which only works
   in a main thread; the worker's deadline is enforced from outside by killing the process.
 
@@ -81,10 +82,20 @@ def parse_answer(answer: str) -> tuple[list[Any], bool]:
                 except Exception:
                     pass
                 break
+    if not out:
+        out.extend(_plain_expression(answer))
     parsed = bool(out)
     if normalized:
         out.append(normalized)
     return out, parsed
+
+
+def _plain_expression(answer: str) -> list[Any]:
+    """When the LaTeX reading fails, Math-Verify moves on to its plain-expression reader over the same
+    text (its "any match" extraction); so do we, with its own reader."""
+    from math_verify import ExprExtractionConfig, parse
+
+    return parse(answer, [ExprExtractionConfig()], fallback_mode="no_fallback", parsing_timeout=None)[:1]
 
 
 def symbolic_equal(

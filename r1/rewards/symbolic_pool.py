@@ -8,13 +8,12 @@ Lifecycle:
   each worker runs the optional `warmup` (e.g. importing sympy and exercising it) and then reports ready.
   Only ready workers take tasks; at most `size` serve, the others wait as warm spares.
   `wait_ready(timeout)` blocks until at least one serves (tests and services call it at start-up).
-- `run(fn, *args, deadline=s)` (from any thread; each call holds one worker) waits for a free worker (at
-  most `acquire_timeout` seconds, not counted in the deadline), sends the task and waits `deadline` seconds
-  for the answer. Past the deadline the worker is killed with SIGKILL, a warm spare takes its place at
-  once, a new process starts in the background (to become the next spare) and the call returns a
-  `TaskResult` with status TIMEOUT. A worker that dies (segfault, OOM
-  kill) gives CRASHED and is replaced the same way; an exception inside the task gives ERROR and the
-  worker stays.
+- `run(fn, *args, deadline=s)` (from any thread; each call holds one worker) returns within `deadline`
+  seconds, waiting for a free worker included: no worker free in time gives NO_WORKER (the task never
+  ran). Past the deadline the running task's worker is killed with SIGKILL, a warm spare takes its place
+  at once, a new process starts in the background (to become the next spare) and the call returns a
+  `TaskResult` with status TIMEOUT. A worker that dies (segfault, OOM kill) gives CRASHED and is replaced
+  the same way; an exception inside the task gives ERROR and the worker stays.
 - `close()` (idempotent; also on leaving a `with` block) stops every worker, wakes up callers waiting for
   one (they get `FailedPrecondition`) and makes later `run` calls raise it. Tasks running at that moment
   end as CRASHED. Workers are daemon processes, so they also die with the parent if `close` is forgotten.
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-from r1.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from r1.errors import FailedPrecondition, InvalidArgument
 
 __all__ = ["SymbolicPool", "TaskResult", "TaskStatus"]
 
@@ -57,6 +56,7 @@ class TaskStatus(enum.Enum):
     OK = "ok"
     ERROR = "error"  # the task raised; `error` names the exception
     TIMEOUT = "timeout"  # past the deadline; the worker was killed and replaced
+    NO_WORKER = "no_worker"  # no worker became free before the deadline; the task never ran
     CRASHED = "crashed"  # the worker died (or the pool closed) while running the task
 
 
@@ -105,11 +105,21 @@ def _worker_main(conn: Connection, memory_limit: int | None, warmup: Callable[[]
 
 
 class _Worker:
+    """One process and the parent's end of its pipe. The pipe is closed exactly once, by whoever holds
+    the worker at that moment (the thread running a task on it, the thread waiting for it to start, or
+    `close()` for idle workers and spares); everyone else may only kill the process."""
+
     def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection):
         self.process = process
         self.conn = conn
+        self._stopped = False
+        self._stop_lock = threading.Lock()
 
     def stop(self, *, polite: bool) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         if polite:
             try:
                 self.conn.send(None)
@@ -132,7 +142,6 @@ class SymbolicPool:
         warmup: Callable[[], None] | None = None,
         start_method: str | None = None,
         memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT,
-        acquire_timeout: float = 300.0,
         spares: int = 1,
     ):
         if size < 1:
@@ -145,7 +154,6 @@ class SymbolicPool:
         self._size = size
         self._warmup = warmup
         self._memory_limit = memory_limit_bytes
-        self._acquire_timeout = acquire_timeout
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._workers: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -178,9 +186,21 @@ class SymbolicPool:
             self._closed = True
             workers = list(self._workers)
             self._workers.clear()
+            held = list(self._spares)
+            self._spares.clear()
+        while True:  # idle workers are held by nobody else: stop them here
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if worker is not None:
+                held.append(worker)
         self._idle.put(None)  # wakes one waiter, which passes it on
-        for worker in workers:
+        for worker in held:
             worker.stop(polite=True)
+        for worker in workers:  # busy or starting: kill; the thread holding it closes its pipe
+            if worker not in held:
+                worker.process.kill()
 
     def __enter__(self) -> SymbolicPool:
         return self
@@ -191,11 +211,15 @@ class SymbolicPool:
     # ------------------------------------------------------------------------------------------ run
 
     def run(self, fn: Callable[..., Any], *args: Any, deadline: float) -> TaskResult:
-        """Run fn(*args) in a worker; at most `deadline` seconds once a worker has taken it."""
+        """Run fn(*args) in a worker; the call returns within `deadline` seconds (waiting for a free worker
+        included) plus the time to kill a worker."""
         if deadline <= 0:
             raise InvalidArgument("deadline", f"must be positive, got {deadline}")
-        worker = self._acquire()
         start = time.monotonic()
+        worker = self._acquire(deadline)
+        if worker is None:
+            return TaskResult(TaskStatus.NO_WORKER, error=f"no worker free within {deadline:g}s", elapsed=deadline)
+        remaining = max(deadline - (time.monotonic() - start), 0.001)
         try:
             worker.conn.send((fn, args))
         except (OSError, ValueError, EOFError):
@@ -205,7 +229,7 @@ class SymbolicPool:
             self._release(worker)  # nothing was written (pickling failed): the worker is still good
             raise
         try:
-            if not worker.conn.poll(deadline):
+            if not worker.conn.poll(remaining):
                 self._replace(worker)
                 return TaskResult(TaskStatus.TIMEOUT, error=f"deadline of {deadline:g}s exceeded", elapsed=deadline)
             status, payload = worker.conn.recv()
@@ -258,11 +282,12 @@ class SymbolicPool:
         if none_left:
             self._idle.put(None)  # wake the waiters: nothing will ever become free
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, timeout: float) -> _Worker | None:
+        """A free worker, None if none comes within `timeout`; raises FailedPrecondition once closed."""
         try:
-            worker = self._idle.get(timeout=self._acquire_timeout) if not self._closed else None
+            worker = self._idle.get(timeout=timeout) if not self._closed else None
         except queue.Empty:
-            raise ResourceExhausted(f"no symbolic worker free within {self._acquire_timeout:g}s") from None
+            return None
         if worker is None:
             self._idle.put(None)
             raise FailedPrecondition(self._start_error if not self._closed else "the symbolic pool is closed")
@@ -305,7 +330,9 @@ class SymbolicPool:
         worker.process.kill()
         if spare is not None:
             self._idle.put(spare)
-        threading.Thread(target=self._reap_and_respawn, args=(worker,), name="symbolic-pool-respawn", daemon=True).start()
+        respawn = threading.Thread(target=self._reap_and_respawn, args=(worker,), name="symbolic-pool-respawn")
+        respawn.daemon = True
+        respawn.start()
 
     def _reap_and_respawn(self, worker: _Worker) -> None:
         worker.stop(polite=False)
