@@ -1,9 +1,9 @@
 """`make demo`: start the stack as local processes and show what it does, with numbers it measured.
 
-Today the stack is its foundation: four services behind one bootstrap. The demo starts all four on
-127.0.0.1, waits for health SERVING, lists what each one's reflection exposes, calls one RPC of each
-(they answer UNIMPLEMENTED until their issues land, and the demo says so), reads the per-RPC counters back
-from each `/metrics` endpoint, then drains every service with SIGTERM and reports the exit codes.
+The demo starts all four services on 127.0.0.1, waits for health SERVING, lists what each one's reflection
+exposes, calls one RPC of each (those not built yet answer UNIMPLEMENTED, and the demo says so), reads the
+per-RPC counters back from each `/metrics` endpoint; then runs an embedded mixed batch through the verifier
+(`demo_verifier.py`); then drains every service with SIGTERM and reports the exit codes.
 It grows with the stack: later issues make it run R1-Zero in miniature through these same services.
 """
 
@@ -20,6 +20,7 @@ from rich.table import Table
 
 from services.common.local import LocalStack, health_status
 from services.common.registry import SERVICES
+from services.demo_verifier import show_verifier
 
 # One cheap, argument-free RPC per service, to show the contract is live end to end.
 PROBES = {
@@ -81,7 +82,9 @@ def run_demo() -> int:
                 f"{method}: {code}, {seconds * 1000:.1f} ms",
                 ", ".join(f"{m} {c}={v:.0f}" for (_, m, c), v in sorted(counts.items())))
         console.print(table)
-        console.print("UNIMPLEMENTED is the honest answer for now: the RPCs arrive with issues #3-#8.")
+        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #4-#8).")
+        verifier = stack.services["verifier"]
+        agreed = show_verifier(console, verifier.target, verifier.metrics_port)
     codes = {name: service.process.returncode for name, service in stack.services.items()}
     console.print(f"SIGTERM drain exit codes: {codes}")
-    return 0 if all(code == 0 for code in codes.values()) else 1
+    return 0 if agreed and all(code == 0 for code in codes.values()) else 1

@@ -35,15 +35,17 @@ fence at all.
 
 Tests of one request run one after another; callers judge requests in parallel from several threads (one
 `Sandbox` serves them all). Not done: special checkers for problems with several valid outputs, interactive
-problems, other languages, and a time budget per request (each test has its own limits, so a request costs
-up to tests x wall_s).
+problems, and other languages. A request may have a deadline for all of it (`judge(..., deadline=)`): each
+run's wall clock is cut to what is left, so a request costs at most its deadline, not tests x wall_s.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 
 from r1.errors import InvalidArgument
@@ -120,7 +122,7 @@ class CodeRequest:
     source: the program (see `extract_code` for pulling it out of a model response).
     io_tests, assert_tests: the tests, see the module docstring; at least one in all.
     entry_point: the expression passed to `check(...)` after each assert block; "" for plain asserts.
-    limits: the limits of each test run.
+    limits: the limits of each test run (default: `request_limits()`).
     abs_tol, rel_tol: numeric tolerance of io tests; 0 and 0 compare tokens exactly.
     score_mode: "fraction" (passed / total) or "all_or_nothing".
     stop_at_first_failure: skip the tests after the first failure.
@@ -131,7 +133,7 @@ class CodeRequest:
     io_tests: tuple[IOTest, ...] = ()
     assert_tests: tuple[str, ...] = ()
     entry_point: str = ""
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = field(default_factory=lambda: request_limits())
     abs_tol: float = 0.0
     rel_tol: float = 0.0
     score_mode: str = FRACTION
@@ -150,6 +152,11 @@ class Toolchain:
         )
     )
 
+    def languages(self) -> tuple[str, ...]:
+        """The languages whose interpreter or compiler exists on this host (the sandbox binds /usr)."""
+        tools = {PYTHON: self.python[0], CPP: self.cxx[0]}
+        return tuple(language for language, tool in tools.items() if os.access(tool, os.X_OK))
+
 
 @dataclass(frozen=True)
 class _Program:
@@ -163,6 +170,43 @@ class _Program:
 class _Outcome:
     verdict: Verdict
     detail: str = ""
+
+
+def request_limits(time_limit_seconds: float = 5.0, memory_limit_mb: int = 512,
+                   output_limit_bytes: int = 1 << 20, max_processes: int = 1) -> Limits:
+    """Per-test limits in the four terms requests state them (the wire's `CodeLimits`, the "limits" of an
+    `r1 verify` line), defaults included. The time limit bounds CPU and wall clock alike; `max_processes`
+    counts the program's own processes and threads, the sandbox's init process comes on top. Everything
+    else keeps the sandbox's defaults. InvalidArgument names the first limit that is not a positive number
+    (or, for max_processes, a positive integer)."""
+    stated = dict(time_limit_seconds=time_limit_seconds, memory_limit_mb=memory_limit_mb,
+                  output_limit_bytes=output_limit_bytes, max_processes=max_processes)
+    for name, value in stated.items():
+        whole = name != "time_limit_seconds"
+        if (isinstance(value, bool) or not isinstance(value, int if whole else (int, float))
+                or not 0 < value < math.inf):
+            kind = "a positive integer" if whole else "a positive number of seconds"
+            raise InvalidArgument(f"limits.{name}", f"must be {kind}, got {value!r}")
+    return Limits(cpu_s=time_limit_seconds, wall_s=time_limit_seconds, memory_mb=memory_limit_mb,
+                  output_bytes=output_limit_bytes, processes=max_processes + 1)
+
+
+def stated_limits(limits: Limits) -> dict[str, float]:
+    """The inverse of `request_limits`; InvalidArgument if `limits` sets something those four terms cannot say
+    (a CPU limit apart from the wall clock, a file-size limit, ...)."""
+    stated = dict(time_limit_seconds=limits.wall_s, memory_limit_mb=limits.memory_mb,
+                  output_limit_bytes=limits.output_bytes, max_processes=limits.processes - 1)
+    if request_limits(**stated) != limits:
+        raise InvalidArgument("limits", f"{limits} cannot be stated as a time, memory, output and process "
+                                        "limit; build it with request_limits()")
+    return stated
+
+
+def infer_language(response: str) -> str:
+    """The language of the program a response gives: C++ when its last fenced block after </think> is tagged
+    cpp/c++/cc/cxx, otherwise Python."""
+    blocks = _FENCE.findall(response.rsplit("</think>", 1)[-1])
+    return CPP if blocks and blocks[-1][0].lower() in _FENCE_TAGS[CPP] else PYTHON
 
 
 def extract_code(response: str, language: str) -> str:
@@ -180,24 +224,32 @@ def extract_code(response: str, language: str) -> str:
     return "" if "```" in text else text.strip()
 
 
-def judge_response(response: str, request: CodeRequest, sandbox: Sandbox) -> RewardResult:
+def judge_response(response: str, request: CodeRequest, sandbox: Sandbox,
+                   deadline: float | None = None) -> RewardResult:
     """Extracts the program from a model response, then `judge`s it; `extracted` holds the program."""
     source = extract_code(response, request.language)
-    return replace(judge(replace(request, source=source), sandbox), extracted=source)
+    return replace(judge(replace(request, source=source), sandbox, deadline=deadline), extracted=source)
 
 
-def judge(request: CodeRequest, sandbox: Sandbox, toolchain: Toolchain | None = None) -> RewardResult:
-    """Runs `request.source` against its tests in `sandbox`; never raises on bad programs."""
+def judge(request: CodeRequest, sandbox: Sandbox, toolchain: Toolchain | None = None,
+          deadline: float | None = None) -> RewardResult:
+    """Runs `request.source` against its tests in `sandbox`; never raises on bad programs. `deadline`: seconds
+    for the whole request, compile included; every run's wall clock is cut to what is left of it, and the
+    tests it leaves no time for are TIMEOUT."""
     validate_request(request)
     toolchain = toolchain or Toolchain()
+    if request.language not in toolchain.languages():
+        raise InvalidArgument("language", f"{request.language!r} is not available on this server "
+                                          "(its compiler or interpreter is not installed)")
+    budget = _Budget(None if deadline is None else time.monotonic() + deadline)
     total = len(request.io_tests) + len(request.assert_tests)
     if not request.source.strip():
         return RewardResult(0.0, Verdict.NO_ANSWER, "no code to run", tests_total=total)
     with sandbox.workspace() as ws:
-        program = _prepare(request, sandbox, ws, toolchain)
+        program = _prepare(request, sandbox, ws, toolchain, budget)
         if isinstance(program, _Outcome):
             return RewardResult(0.0, program.verdict, program.detail, tests_total=total)
-        outcomes = _run_tests(request, sandbox, ws, program)
+        outcomes = _run_tests(request, sandbox, ws, program, budget)
     return _score(request, outcomes, total)
 
 
@@ -236,8 +288,25 @@ def compare_output(expected: str, got: str, abs_tol: float = 0.0, rel_tol: float
     return ""
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """What is left of a request's deadline (a time.monotonic() instant; None: no deadline)."""
+
+    until: float | None
+
+    def limits(self, limits: Limits) -> Limits | None:
+        """`limits` with the wall clock cut to the time left; None when none is left."""
+        if self.until is None:
+            return limits
+        left = self.until - time.monotonic()
+        return replace(limits, wall_s=min(limits.wall_s, left)) if left > 0 else None
+
+
+_OUT_OF_TIME = _Outcome(Verdict.TIMEOUT, "the item's deadline passed before this test could run")
+
+
 def _prepare(
-    request: CodeRequest, sandbox: Sandbox, ws: Workspace, toolchain: Toolchain
+    request: CodeRequest, sandbox: Sandbox, ws: Workspace, toolchain: Toolchain, budget: _Budget
 ) -> _Program | _Outcome:
     """Writes the program (and compiles it); returns how to run it, or the outcome of a failed compile."""
     source = request.source.encode("utf-8", "replace")
@@ -249,7 +318,10 @@ def _prepare(
     program = ws.write("main.cpp", source)
     binary = program.removesuffix(".cpp")
     compile_argv = [*toolchain.cxx, "-o", binary, program]
-    res = sandbox.run(compile_argv, limits=toolchain.compile_limits, workspace=ws, writable=True)
+    limits = budget.limits(toolchain.compile_limits)
+    if limits is None:
+        return _OUT_OF_TIME
+    res = sandbox.run(compile_argv, limits=limits, workspace=ws, writable=True)
     if res.status is RunStatus.SANDBOX_ERROR:
         return _Outcome(Verdict.INTERNAL, f"compiler did not start: {res.detail}")
     if not res.ok:
@@ -258,22 +330,24 @@ def _prepare(
     return _Program([binary], [])
 
 
-def _run_tests(request: CodeRequest, sandbox: Sandbox, ws: Workspace, program: _Program) -> list[_Outcome]:
-    """One run per test, in order: io tests, then assert blocks. A compile error (Python) ends the list."""
-    outcomes: list[_Outcome] = []
-    for test in request.io_tests:
-        stdin = test.stdin.encode("utf-8", "replace")
-        res = sandbox.run(program.io_argv, stdin=stdin, limits=request.limits, workspace=ws)
-        outcomes.append(_io_outcome(res, test, request))
-        if _should_stop(request, outcomes):
-            return outcomes
+def _run_tests(request: CodeRequest, sandbox: Sandbox, ws: Workspace, program: _Program,
+               budget: _Budget) -> list[_Outcome]:
+    """One run per test, in order: io tests, then assert blocks. A compile error (Python) ends the list, and
+    so does the end of the budget (the tests left are TIMEOUT)."""
+    runs = [(test.stdin.encode("utf-8", "replace"), program.io_argv, test) for test in request.io_tests]
     for i, block in enumerate(request.assert_tests):
         check = f"\n\ncheck({request.entry_point})\n" if request.entry_point else "\n"
-        test_file = ws.write(f"test_{i}.py", block + check)
         nonce = secrets.token_hex(16)
-        argv = [*program.assert_argv, test_file]
-        res = sandbox.run(argv, stdin=(nonce + "\n").encode(), limits=request.limits, workspace=ws)
-        outcomes.append(_assert_outcome(res, nonce))
+        test_file = ws.write(f"test_{i}.py", block + check)
+        runs.append(((nonce + "\n").encode(), [*program.assert_argv, test_file], nonce))
+    outcomes: list[_Outcome] = []
+    for stdin, argv, test in runs:
+        limits = budget.limits(request.limits)
+        if limits is None:
+            return outcomes + [_OUT_OF_TIME] * (len(runs) - len(outcomes))
+        res = sandbox.run(argv, stdin=stdin, limits=limits, workspace=ws)
+        io_test = isinstance(test, IOTest)
+        outcomes.append(_io_outcome(res, test, request) if io_test else _assert_outcome(res, test))
         if _should_stop(request, outcomes):
             return outcomes
     return outcomes

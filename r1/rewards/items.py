@@ -2,8 +2,10 @@
 
 An `Item` pairs a model response with exactly one check: `MathCheck`, `ChoiceCheck`, `CodeRequest` (from
 `code.py`; an empty `source` means "take the program from the response"), `FormatCheck` or
-`LanguageCheck`. The wire types (`r1.verifier.v1.VerifyItem`) and the JSONL lines of `r1 verify` both
-convert to these, so in-process and remote verification run the same code on the same values.
+`LanguageCheck`; or `Invalid`, a request that could not be read, which the verifier answers INVALID_INPUT
+in its place so that a bad line or message loses nothing and keeps its position. The wire types
+(`r1.verifier.v1.VerifyItem`) and the JSONL lines of `r1 verify` both convert to these, so in-process and
+remote verification run the same code on the same values.
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ class LanguageCheck:
     pass_threshold: float = 0.5
 
 
-Check = MathCheck | ChoiceCheck | CodeRequest | FormatCheck | LanguageCheck
+@dataclass(frozen=True)
+class Invalid:
+    """A check that could not be built: `kind` as the request named it ("" if it named none) and why."""
+
+    kind: str
+    reason: str
+
+
+Check = MathCheck | ChoiceCheck | CodeRequest | FormatCheck | LanguageCheck | Invalid
 
 KIND_BY_CHECK: dict[type, str] = {
     MathCheck: "math", ChoiceCheck: "choice", CodeRequest: "code", FormatCheck: "format",
@@ -65,4 +75,6 @@ class Item:
 
     @property
     def kind(self) -> str:
+        if isinstance(self.check, Invalid):
+            return self.check.kind or "unknown"
         return KIND_BY_CHECK[type(self.check)]

@@ -61,7 +61,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from r1.errors import FailedPrecondition, InvalidArgument
@@ -221,10 +221,13 @@ class Workspace:
 
 
 class Sandbox:
-    """Runs programs under the layers this host supports; safe to share between threads."""
+    """Runs programs under the layers this host supports; safe to share between threads. `observer`, if
+    given, is called with every run's result (the verifier service counts runs by status with it)."""
 
-    def __init__(self, config: SandboxConfig | None = None):
+    def __init__(self, config: SandboxConfig | None = None,
+                 observer: Callable[[RunResult], None] | None = None):
         self.config = config or SandboxConfig()
+        self._observer = observer
         self.config.limits.validate("config.limits")
         unknown = [name for name in self.config.required_layers if name not in LAYERS]
         if unknown:
@@ -270,14 +273,15 @@ class Sandbox:
         private = None if self._bwrap_flags is not None else Workspace(owner=self._user)
         try:
             spec = self._spec(argv, stdin, limits, workspace, writable, private)
-            try:
-                done = execute(spec)
-            except OSError as e:
-                return RunResult(RunStatus.SANDBOX_ERROR, None, None, b"", b"", 0.0, 0.0, f"not started: {e}")
+            result = _result(execute(spec), limits, bwrap=self._bwrap_flags is not None)
+        except OSError as e:
+            result = RunResult(RunStatus.SANDBOX_ERROR, None, None, b"", b"", 0.0, 0.0, f"not started: {e}")
         finally:
             if private is not None:
                 private.close()
-        return _result(done, limits, bwrap=self._bwrap_flags is not None)
+        if self._observer is not None:
+            self._observer(result)
+        return result
 
     def _spec(
         self,

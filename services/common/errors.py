@@ -30,3 +30,17 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls], str(error) or cls.__name__
     return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); the server log has the details"
+
+
+def error_from_status(code: grpc.StatusCode, details: str) -> errors.R1Error:
+    """The library error a client raises for a failed call: the table read backwards, so a client of a
+    service sees the error the service's library raised, with its message. InvalidArgument gets back the
+    field its message starts with; codes outside the table become Unavailable (UNAVAILABLE, INTERNAL, ...),
+    with the code named."""
+    for cls, status in STATUS_BY_ERROR.items():
+        if status == code and issubclass(cls, errors.R1Error):
+            if cls is errors.InvalidArgument:
+                field, _, message = details.partition(": ")
+                return errors.InvalidArgument(*((field, message) if message else ("request", details)))
+            return cls(details)
+    return errors.Unavailable(f"{code.name}: {details}")

@@ -7,7 +7,8 @@ They are installed outermost first, in that order, so that:
 - a call that arrives while the service is still loading gets UNAVAILABLE, not a half-built servicer
   (`ReadinessInterceptor`); health and reflection are exempt;
 - a library error raised by a servicer becomes its status code and message (`ErrorInterceptor`, table in
-  `errors.py`).
+  `errors.py`); so does a request whose bytes do not parse (e.g. a string field with invalid UTF-8), which
+  gRPC would otherwise answer UNKNOWN: it becomes INVALID_ARGUMENT saying what did not parse.
 
 Each interceptor wraps the method handler's behaviour; `WrappingInterceptor` does the plumbing for the four
 call shapes once. Streaming-response behaviours must be async generators (our servicers are); unary ones
@@ -22,11 +23,13 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc.aio import AbortError
 
+from r1.errors import InvalidArgument
 from services.common.errors import status_for
 from services.common.metrics import RpcMetrics
 
@@ -70,8 +73,11 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
             return handler
         return self._wrap(handler, method)
 
+    def deserializer(self, handler: grpc.RpcMethodHandler) -> Callable[[bytes], Any] | None:
+        return handler.request_deserializer
+
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        codec = dict(request_deserializer=handler.request_deserializer,
+        codec = dict(request_deserializer=self.deserializer(handler),
                      response_serializer=handler.response_serializer)
         if handler.response_streaming:
             inner = handler.stream_stream if handler.request_streaming else handler.unary_stream
@@ -197,11 +203,38 @@ class ReadinessInterceptor(GateInterceptor):
         return grpc.StatusCode.UNAVAILABLE, "service is starting (not ready yet); retry when health is SERVING"
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A request whose bytes did not parse; `ErrorInterceptor` answers it INVALID_ARGUMENT."""
+
+    cause: Exception
+
+    def as_error(self) -> InvalidArgument:
+        return InvalidArgument("request", f"could not be parsed ({self.cause}); string fields must be valid "
+                                          "UTF-8 and the message must match the service's proto")
+
+
 class ErrorInterceptor(WrappingInterceptor):
-    """Maps exceptions a servicer raises to status codes (`errors.STATUS_BY_ERROR`)."""
+    """Maps exceptions a servicer raises to status codes (`errors.STATUS_BY_ERROR`), and unparsable requests
+    (unary ones: a streamed request's messages are parsed by gRPC as they come) to INVALID_ARGUMENT."""
+
+    def deserializer(self, handler):
+        parse = handler.request_deserializer
+        if handler.request_streaming or parse is None:
+            return parse
+
+        def tolerant(data: bytes):
+            try:
+                return parse(data)
+            except Exception as e:  # noqa: BLE001 - answered in around_*, with the reason
+                return Undecodable(e)
+
+        return tolerant
 
     async def around_single(self, behavior, request, context, method):
         try:
+            if isinstance(request, Undecodable):
+                raise request.as_error()
             return await _resolve(behavior(request, context))
         except (AbortError, asyncio.CancelledError):
             raise
@@ -210,6 +243,8 @@ class ErrorInterceptor(WrappingInterceptor):
 
     async def around_stream(self, behavior, request, context, method):
         try:
+            if isinstance(request, Undecodable):
+                raise request.as_error()
             async for item in behavior(request, context):
                 yield item
         except (AbortError, asyncio.CancelledError, GeneratorExit):
