@@ -1,0 +1,1 @@
+"""Training and evaluation data: benchmark loaders, prompts and synthetic verifiable tasks."""

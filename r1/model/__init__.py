@@ -1,0 +1,1 @@
+"""The teacher (DeepSeek-V3 family) and its tokenizer."""
