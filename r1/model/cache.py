@@ -30,6 +30,10 @@ class LatentCache:
         self.entries[layer] = entry if held is None else torch.cat([held, entry], dim=1)
         return self.entries[layer]
 
+    def expand(self, batch: int) -> None:
+        """Share a batch-1 cache (a common prompt prefix) with `batch` sequences (views, no copy)."""
+        self.entries = [None if e is None else e.expand(batch, -1, -1) for e in self.entries]
+
     def crop(self, length: int) -> None:
         """Keep the first `length` tokens (speculative decoding drops rejected drafts)."""
         self.entries = [None if e is None else e[:, :length] for e in self.entries]

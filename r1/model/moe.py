@@ -14,6 +14,12 @@ Balancing without an auxiliary loss: each MoE layer counts the tokens each exper
 over forward passes until read); `update_routing_bias` moves every bias by a fixed `speed` against its
 expert's load error (down when above the mean load, up when below), which the trainer calls once per step.
 The first `first_k_dense_replace` layers use a dense SwiGLU instead (`MLP`).
+
+Inference on a few tokens (a decode step) can use packed experts: `pack_experts(model)` stacks each layer's
+expert weights once, and a forward pass without gradients whose tokens x experts-per-token is at most
+`PACKED_LIMIT` gathers the chosen experts' weights and runs them as three batched contractions instead of a
+loop over experts (`packed_experts`). The same sums, in a different order: equal up to float rounding. The
+engine packs at load and again after every weight update; training never uses it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from r1.model.config import DeepSeekV3Config
+
+PACKED_LIMIT = 64  # tokens x experts per token up to which packed experts run (decode steps)
 
 
 class MLP(nn.Module):
@@ -84,19 +92,45 @@ class MoE(nn.Module):
                                      for _ in range(config.n_routed_experts))
         self.shared_experts = MLP(config.hidden_size, config.moe_intermediate_size * config.n_shared_experts)
         self.register_buffer("load", torch.zeros(config.n_routed_experts), persistent=False)
+        self.packed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def pack(self) -> None:
+        """Stack the experts' weights (gate, up [E, I, D]; down [E, D, I]) for `packed_experts`."""
+        self.packed = tuple(torch.stack([getattr(e, name).weight.detach() for e in self.experts])
+                            for name in ("gate_proj", "up_proj", "down_proj"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(-1, shape[-1])  # [N, D]
         weights, indices = self.gate(flat)
-        routed = torch.zeros_like(flat)
         with torch.no_grad():
             self.load += torch.bincount(indices.flatten(), minlength=self.config.n_routed_experts).to(self.load)
-        for expert in indices.unique().tolist():
-            token, slot = (indices == expert).nonzero(as_tuple=True)
-            out = self.experts[expert](flat[token]) * weights[token, slot, None].to(flat.dtype)
-            routed.index_add_(0, token, out)
+        if self.packed is not None and indices.numel() <= PACKED_LIMIT and not torch.is_grad_enabled():
+            routed = packed_experts(flat, weights, indices, *self.packed)
+        else:
+            routed = torch.zeros_like(flat)
+            for expert in indices.unique().tolist():
+                token, slot = (indices == expert).nonzero(as_tuple=True)
+                out = self.experts[expert](flat[token]) * weights[token, slot, None].to(flat.dtype)
+                routed.index_add_(0, token, out)
         return (routed + self.shared_experts(flat)).reshape(shape)
+
+
+def packed_experts(x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor, gate: torch.Tensor,
+                   up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """The routed experts' weighted SwiGLUs with gathered weights. x [N, D]; weights, indices [N, k];
+    gate, up [E, I, D]; down [E, D, I]. Returns [N, D]."""
+    hidden = (F.silu(torch.einsum("nd,nkid->nki", x, gate[indices]))
+              * torch.einsum("nd,nkid->nki", x, up[indices]))  # [N, k, I]
+    out = torch.einsum("nki,nkdi->nkd", hidden, down[indices])  # [N, k, D]
+    return (out * weights[..., None].to(x.dtype)).sum(dim=1)
+
+
+def pack_experts(model: nn.Module) -> None:
+    """`MoE.pack` for every MoE layer: call after loading and after the weights change."""
+    for module in model.modules():
+        if isinstance(module, MoE):
+            module.pack()
 
 
 def bias_update(bias: torch.Tensor, load: torch.Tensor, speed: float) -> torch.Tensor:

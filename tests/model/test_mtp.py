@@ -42,3 +42,27 @@ def test_labels_mask_positions_out_of_the_loss(tokens):
         masked, _ = training_loss(model, tokens, labels)
         full, _ = training_loss(model, tokens)
     assert masked != full and torch.isfinite(masked)
+
+
+def test_the_shared_prefix_loss_equals_the_full_loss_and_its_gradients():
+    from r1.model.deepseek_v3 import shared_prefix_loss
+
+    model = random_model()
+    generator = torch.Generator().manual_seed(5)
+    prefix = torch.randint(3, 300, (20,), generator=generator)
+    suffix = torch.randint(3, 300, (3, 15), generator=generator)
+    labels = suffix.clone()
+    labels[:, :4] = -100  # the question
+    labels[1, 10:] = -100  # padding
+    full = torch.cat([prefix[None].expand(3, -1), suffix], dim=1)
+    full_labels = torch.cat([torch.full((3, 20), -100), labels], dim=1)
+    expected, expected_parts = training_loss(model, full, full_labels)
+    expected.backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    got, parts = shared_prefix_loss(model, prefix, suffix, labels)
+    got.backward()
+    assert torch.allclose(got, expected, atol=1e-5) and parts.keys() == expected_parts.keys()
+    for name, param in model.named_parameters():
+        if name in expected_grads:
+            assert torch.allclose(param.grad, expected_grads[name], atol=1e-6), name
