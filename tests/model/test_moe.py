@@ -64,3 +64,20 @@ def test_load_counts_every_routed_token(model, tokens):
     loads = update_routing_bias(model, speed=0.0)
     per_layer = tokens.numel() * model.config.num_experts_per_tok
     assert loads and all(int(load.sum()) == per_layer for load in loads.values())
+
+
+def test_packed_experts_compute_what_the_expert_loop_computes():
+    torch.manual_seed(0)
+    layer = MoE(preset("tiny")).eval()
+    x = torch.randn(3, 5, layer.config.hidden_size)
+    with torch.no_grad():
+        looped = layer(x)
+        layer.pack()
+        packed = layer(x)  # 15 tokens x 2 experts = 30 <= PACKED_LIMIT: the packed path
+        assert torch.allclose(packed, looped, atol=1e-6)
+        layer.experts[0].up_proj.weight.mul_(2)
+        assert torch.allclose(layer(x), packed)  # stale until packed again
+        layer.pack()
+        assert not torch.allclose(layer(x), packed)
+    with torch.enable_grad():
+        assert layer(x).requires_grad  # training never takes the packed path
