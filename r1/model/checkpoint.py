@@ -159,8 +159,9 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
     raise NotFound(f"no {WEIGHTS} or {INDEX} in {directory}")
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """A local checkpoint directory, or a hub id fetched through huggingface_hub's cache."""
+def resolve(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A local checkpoint directory, or a hub id (at `revision`, default branch when None) fetched through
+    huggingface_hub's cache."""
     path = Path(name_or_path)
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -172,7 +173,8 @@ def resolve(name_or_path: str | Path) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "tokenizer*"]))
+        return Path(snapshot_download(name, revision=revision,
+                                      allow_patterns=["*.json", "*.safetensors", "tokenizer*"]))
     except Exception as e:  # offline, unknown repo, no access: say which, keep the cause
         raise NotFound(f"{name} is not a local directory and could not be fetched from the hub "
                        f"({type(e).__name__}: {e})") from e

@@ -1,0 +1,1 @@
+"""Generation backends behind one Protocol (`types.Backend`): our torch engine, and vLLM / SGLang adapters."""
