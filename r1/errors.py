@@ -44,3 +44,7 @@ class DeadlineExceeded(R1Error):
 
 class Unavailable(R1Error):
     """A backend the request needs (an engine server, another service) cannot be reached right now."""
+
+
+class DataLoss(R1Error):
+    """Data arrived corrupted (e.g. a streamed tensor whose bytes do not match the checksum sent with it)."""
