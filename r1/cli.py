@@ -1,9 +1,9 @@
 """The `r1` command.
 
 This module is the composition root: the only place in `r1` that may reach into `services`, and only
-inside the subcommands that start or call services (`serve`, `demo`, `verify --target`), imported lazily
-so that `import r1` and `r1 --help` stay cheap and the library itself never depends on the wire (see the
-import-linter contracts in pyproject.toml). Later issues add subcommands here (generate, train, eval, ...).
+inside the subcommands that start or call services (`serve`, `demo`, `verify --target`, `generate --target`),
+imported lazily so that `import r1` and `r1 --help` stay cheap and the library itself never depends on the
+wire (see the import-linter contracts in pyproject.toml). Later issues add subcommands here (train, eval, ...).
 """
 
 from __future__ import annotations
@@ -56,6 +56,47 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--batch-size", type=int, default=512, help="lines sent or checked together")
     verify.add_argument("--workers", type=int, default=0, help="in-process checking threads (0 = one per core)")
     verify.set_defaults(run=_verify)
+
+    generate = commands.add_parser(
+        "generate", help="sample completions for a JSONL file of prompts (in-process, or through the service)",
+        description="Reads one JSON object per line: \"prompt\" (text, tokenized with the model's special tokens) "
+                    "or \"prompt_ids\" (token ids, used verbatim), an optional \"id\", and optional per-line "
+                    "overrides of n and any sampling field (temperature, top_p, top_k, min_p, max_tokens, seed, "
+                    "stop, stop_token_ids, ignore_eos, min_tokens, repetition_penalty, presence_penalty, "
+                    "frequency_penalty). Writes each line back, in input order, with \"samples\" added. Runs a "
+                    "torch engine in-process, or goes through a generation service with --target; greedy output "
+                    "is the same either way. A line that cannot be served gets \"line\" and \"error\" instead; "
+                    "exit status 1 when any line did.")
+    generate.add_argument("--model", help="checkpoint directory or hub id (in-process; with --target the "
+                                          "service's model is used)")
+    generate.add_argument("--input", required=True, help="JSONL file to read ('-' = stdin)")
+    generate.add_argument("--output", required=True, help="JSONL file to write ('-' = stdout)")
+    generate.add_argument("--target", help="host:port of a generation service (default: generate in-process)")
+    generate.add_argument("--token-file", help="file holding the service's bearer token (also: R1_TOKEN)")
+    generate.add_argument("--tls-ca", help="PEM CA bundle: talk TLS to --target")
+    generate.add_argument("--n", type=int, default=1, help="samples per prompt (default 1)")
+    generate.add_argument("--temperature", type=float, help="softmax temperature, 0 = greedy (default 1.0)")
+    generate.add_argument("--top-p", type=float, help="nucleus sampling in (0, 1] (default 1.0: off)")
+    generate.add_argument("--top-k", type=int, help="keep the k most likely tokens (default 0: off)")
+    generate.add_argument("--max-tokens", type=int, help="tokens per sample at most (default 256)")
+    generate.add_argument("--seed", type=int, help="sample i of a prompt uses seed + i (default: unseeded)")
+    generate.add_argument("--mtp", type=int, default=0, metavar="K",
+                          help="in-process: K MTP draft tokens per step (speculative decoding; default 0: off)")
+    generate.add_argument("--logprobs", action="store_true", help="add each token's log-probability")
+    generate.add_argument("--concurrency", type=int, default=64, help="prompts in flight at once (default 64)")
+    generate.set_defaults(run=_generate)
+
+    pretrain = commands.add_parser(
+        "pretrain", help="pretrain the tiny DeepSeek-V3 teacher from a recipe (reused while unchanged)",
+        description="Trains a tokenizer and a DeepSeek-V3-architecture teacher on synthetic verifiable problems, "
+                    "evaluates it on held-out problems and writes a Hugging Face checkpoint. The output is cached "
+                    "by a hash of the recipe and the code ($R1_CACHE_DIR or ~/.cache/r1-stack).")
+    pretrain.add_argument("--recipe", required=True, help="YAML recipe, e.g. recipes/tiny-teacher.yaml")
+    pretrain.add_argument("--output", help="checkpoint directory (default: the content-addressed cache)")
+    pretrain.add_argument("--force", action="store_true", help="train even if a cached teacher exists")
+    pretrain.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a recipe field, dotted (e.g. train.steps=100); repeatable")
+    pretrain.set_defaults(run=_pretrain)
 
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
@@ -115,6 +156,217 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"r1 verify: {total} lines in {seconds:.1f}s ({total / max(seconds, 1e-9):.0f}/s): {counts or 'none'}",
           file=sys.stderr)
     return 1 if verdicts["INVALID_INPUT"] or verdicts["INTERNAL"] else 0
+
+
+# The per-line sampling overrides of `r1 generate` and the JSON type each must have.
+GENERATE_SAMPLING_KEYS = {"temperature": "number", "top_p": "number", "top_k": "integer", "min_p": "number",
+                          "max_tokens": "integer", "seed": "integer", "stop": "strings", "stop_token_ids": "integers",
+                          "ignore_eos": "boolean", "min_tokens": "integer", "repetition_penalty": "number",
+                          "presence_penalty": "number", "frequency_penalty": "number", "n": "integer"}
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from r1.errors import InvalidArgument
+
+    if args.input != "-" and not Path(args.input).is_file():
+        raise InvalidArgument("--input", f"no such file: {args.input}")
+    if args.concurrency < 1:
+        raise InvalidArgument("--concurrency", f"must be at least 1, got {args.concurrency}")
+    if not args.target and not args.model:
+        raise InvalidArgument("--model", "is required to generate in-process (or give --target host:port)")
+    if args.target and args.mtp:
+        raise InvalidArgument("--mtp", "speculation is the service's setting (engine.torch.spec_tokens); drop --mtp "
+                                       "with --target")
+    defaults = {"n": args.n, **{k: v for k, v in [("temperature", args.temperature), ("top_p", args.top_p),
+                                                  ("top_k", args.top_k), ("max_tokens", args.max_tokens),
+                                                  ("seed", args.seed)] if v is not None}}
+    source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8", errors="replace")
+    with source:
+        lines = [(n, text) for n, text in enumerate(source, start=1) if text.strip()]
+    jobs = [_generation_job(n, text, defaults) for n, text in lines]
+    started = time.perf_counter()
+    if args.target:
+        from services.generation.client import GenerationClient
+
+        token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("R1_TOKEN", "")
+        ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+        with GenerationClient(args.target, token=token, root_certificates=ca) as client:
+            info = client.model_info()
+            if args.model and args.model not in (info.model_id, info.checkpoint):
+                print(f"r1 generate: note: --model {args.model} ignored; {args.target} serves {info.checkpoint}",
+                      file=sys.stderr)
+            results = _generate_remote(client, jobs, args)
+    else:
+        results = _generate_local(jobs, args)
+    bad = 0
+    with (sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")) as sink:
+        for job, result in zip(jobs, results):
+            bad += isinstance(result, str)
+            sink.write(json.dumps(_generation_record(job, result, args.logprobs), ensure_ascii=False) + "\n")
+    seconds = time.perf_counter() - started
+    samples = sum(len(r) for r in results if not isinstance(r, str))
+    print(f"r1 generate: {len(jobs)} lines, {samples} samples in {seconds:.1f}s; {bad} bad lines", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _generation_job(line_no: int, text: str, defaults: dict) -> dict:
+    """{"line", "record", "prompt", "n", "sampling"} for a line, or {"line", "record", "error"}; never raises."""
+    import json
+
+    from r1.engine.types import SamplingParams
+    from r1.errors import InvalidArgument
+    from r1.rewards.jsonl import clean_strings
+
+    job: dict = {"line": line_no, "record": None}
+    try:
+        record = clean_strings(json.loads(text))
+        if not isinstance(record, dict):
+            raise InvalidArgument("line", f"expected a JSON object, got {type(record).__name__}")
+        job["record"] = record
+        if ("prompt" in record) == ("prompt_ids" in record):
+            raise InvalidArgument("prompt", "give exactly one of \"prompt\" (text) and \"prompt_ids\" (token ids)")
+        prompt = record.get("prompt", record.get("prompt_ids"))
+        if "prompt" in record and not (isinstance(prompt, str) and prompt):
+            raise InvalidArgument("prompt", "must be a non-empty string")
+        if "prompt_ids" in record and not (isinstance(prompt, list) and prompt and all(
+                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2 ** 31 for t in prompt)):
+            raise InvalidArgument("prompt_ids", "must be a non-empty list of token ids (integers >= 0)")
+        settings = {**defaults, **{k: _sampling_value(k, record[k]) for k in GENERATE_SAMPLING_KEYS if k in record}}
+        n = settings.pop("n")
+        if n < 1:
+            raise InvalidArgument("n", f"must be >= 1, got {n}")
+        try:
+            sampling = SamplingParams(**settings)
+            sampling.validate()
+        except InvalidArgument as e:
+            raise InvalidArgument(e.field.removeprefix("sampling."), e.message) from None
+        job.update(prompt=prompt if isinstance(prompt, str) else tuple(prompt), n=n, sampling=sampling)
+    except ValueError as e:
+        job["error"] = f"line {line_no}: not valid JSON ({e})"
+    except InvalidArgument as e:
+        job["error"] = f"line {line_no}: {e}"
+    return job
+
+
+def _sampling_value(key: str, value):
+    """A line's override checked against its JSON type (`GENERATE_SAMPLING_KEYS`); lists become tuples."""
+    import json
+
+    from r1.errors import InvalidArgument
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    kind = GENERATE_SAMPLING_KEYS[key]
+    ok = {"number": number(value), "integer": number(value) and isinstance(value, int),
+          "boolean": isinstance(value, bool),
+          "strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+          "integers": isinstance(value, list) and all(number(v) and isinstance(v, int) for v in value)}[kind]
+    if key == "seed" and value is None:
+        return None
+    if not ok:
+        what = {"number": "a number", "integer": "an integer", "boolean": "true or false",
+                "strings": "a list of strings", "integers": "a list of integers"}[kind]
+        raise InvalidArgument(key, f"must be {what}, got {json.dumps(value)[:40]}")
+    return tuple(value) if isinstance(value, list) else float(value) if kind == "number" else value
+
+
+def _generation_error(job: dict, error) -> str:
+    """The error text for a line the engine refused, with its field named as the line names it."""
+    field = error.field.replace("prompt.token_ids", "prompt_ids").replace("sampling.", "")
+    return f"line {job['line']}: {field}: {error.message}"
+
+
+def _generate_local(jobs: list[dict], args) -> list:
+    import asyncio
+
+    from r1.engine.torch_engine import TorchEngine, TorchEngineConfig
+    from r1.engine.types import GenerationRequest, SampleOutput
+    from r1.errors import InvalidArgument
+
+    async def run() -> list:
+        engine = TorchEngine(TorchEngineConfig(model=args.model, spec_tokens=args.mtp))
+        await engine.start()
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def one(job: dict):
+            if "error" in job:
+                return job["error"]
+            prompt = job["prompt"]
+            ids = engine.tokenize(prompt) if isinstance(prompt, str) else prompt
+            request = GenerationRequest(f"line-{job['line']}", tuple(ids), job["n"], job["sampling"],
+                                        return_logprobs=args.logprobs)
+            async with gate:
+                try:
+                    outputs = [item async for item in engine.generate(request) if isinstance(item, SampleOutput)]
+                except InvalidArgument as e:
+                    return _generation_error(job, e)
+            return sorted(outputs, key=lambda o: o.index)
+
+        try:
+            return await asyncio.gather(*(one(job) for job in jobs))
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
+def _generate_remote(client, jobs: list[dict], args) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from r1.errors import InvalidArgument
+
+    def one(job: dict):
+        if "error" in job:
+            return job["error"]
+        try:
+            return client.generate(job["prompt"], n=job["n"], sampling=job["sampling"], return_logprobs=args.logprobs)
+        except InvalidArgument as e:
+            return _generation_error(job, e)
+
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        return list(pool.map(one, jobs))
+
+
+def _generation_record(job: dict, result, logprobs: bool) -> dict:
+    """The output line: the input object plus "samples", or plus "line" and "error"."""
+    base = dict(job["record"]) if job["record"] is not None else {}
+    if isinstance(result, str):
+        return {**base, "line": job["line"], "error": result}
+    samples = []
+    for output in result:
+        sample = {"index": output.index, "finish_reason": output.finish_reason.value, "text": output.text,
+                  "token_ids": list(output.token_ids), "matched_stop": output.matched_stop,
+                  "weight_version": output.weight_version, "spec_draft_tokens": output.spec_draft_tokens,
+                  "spec_accepted_tokens": output.spec_accepted_tokens}
+        if logprobs:
+            sample["logprobs"] = list(output.logprobs)
+        samples.append(sample)
+    return {**base, "samples": samples}
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from r1.errors import InvalidArgument
+    from r1.model.pretrain import load_recipe, pretrain
+
+    if not Path(args.recipe).is_file():
+        raise InvalidArgument("--recipe", f"no such file: {args.recipe}")
+    output = pretrain(load_recipe(args.recipe, args.overrides), output=args.output, force=args.force)
+    metrics = json.loads((output / "metrics.json").read_text())
+    by_task = ", ".join(f"{task} {accuracy:.0%}" for task, accuracy in metrics["heldout_accuracy_by_task"].items())
+    print(f"teacher: {output}")
+    print(f"held-out accuracy {metrics['heldout_accuracy']:.1%} ({by_task}); MTP next-next-token accuracy "
+          f"{metrics['mtp_next_next_token_accuracy']:.1%}; {metrics['steps']} steps in "
+          f"{metrics['train_seconds'] / 60:.1f} min")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -184,6 +185,9 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
     return _coerce_scalar(tp, value, path)
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce_scalar(tp: Any, value: Any, path: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
@@ -195,6 +199,8 @@ def _coerce_scalar(tp: Any, value: Any, path: str) -> Any:
         raise InvalidArgument(path, f"expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 3e-3 as a string
             return float(value)
         raise InvalidArgument(path, f"expected a number, got {value!r}")
     if tp is str:

@@ -33,6 +33,13 @@ def test_defaults_then_yaml_then_env_then_flags(tmp_path):
     assert config == Job(name="from-yaml", steps=40, sampling=Sampling(0.6, ("</answer>", "END"), 7))
 
 
+def test_exponent_notation_is_a_number_even_where_yaml_reads_a_string(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("sampling:\n  temperature: 3e-3\n")  # YAML 1.1: a string, not a float
+    assert load_config(Job, path).sampling.temperature == 0.003
+    assert load_config(Job, overrides=["sampling.temperature=2E+1"]).sampling.temperature == 20.0
+
+
 def test_base_overrides_sit_under_the_file(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("server:\n  host: 127.0.0.1\n")
