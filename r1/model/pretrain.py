@@ -9,7 +9,9 @@
 3. Model: a DeepSeek-V3 config from a preset (MTP on), trained with AdamW, linear warm-up then cosine decay,
    gradient clipping, loss = main CE + mtp_weight x MTP CE, and the auxiliary-loss-free routing-bias update
    after every step. The chat frame every example starts with is run once per batch and shared through the
-   latent cache (`shared_prefix_loss`: the same loss and gradients, half the work). A wall-clock budget (`max_minutes`) ends training early if the machine is slow.
+   latent cache (`shared_prefix_loss`: the same loss and gradients, half the work), and batches group
+   examples of similar length (`length_grouped_batches`) so that little of each batch is padding. A
+   wall-clock budget (`max_minutes`) ends training early on a slow machine; the decay follows it.
 4. Evaluation on the held-out set: greedy decoding (`decode.py`), answers checked by the verifier's math
    checker (strict profile: the answer must be in <answer> tags or boxed); MTP's next-next-token accuracy
    on held-out completions (how often depth 1 predicts t_{i+2}: what its speculation would accept).
@@ -196,6 +198,19 @@ def batch(examples: list[tuple[list[int], int]], pad_id: int, skip: int = 0) -> 
     return ids, labels
 
 
+def length_grouped_batches(examples: list[tuple[list[int], int]], batch_size: int, rng: random.Random,
+                           group: int = 16):
+    """Endless random batches whose examples have similar lengths, so little of a batch is padding: draw
+    `group` x batch_size examples at random, sort them by length, cut them into `group` batches and yield
+    those in random order (transformers' `group_by_length`, megabatches of LengthGroupedSampler). Every
+    example is as likely to be drawn as with plain random batches; only which examples share a batch changes."""
+    while True:
+        drawn = sorted(rng.sample(examples, min(len(examples), group * batch_size)), key=lambda e: len(e[0]))
+        chunks = [drawn[i:i + batch_size] for i in range(0, len(drawn) - batch_size + 1, batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
 def common_prefix(examples: list[tuple[list[int], int]]) -> list[int]:
     """The longest token prefix every example's prompt starts with (the chat frame), at least one token short
     of the shortest prompt."""
@@ -227,6 +242,7 @@ def train(model: DeepSeekV3ForCausalLM, examples: list[tuple[list[int], int]], c
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
     rng = random.Random(config.seed)
+    batches = length_grouped_batches(examples, config.batch_size, rng)
     prefix = common_prefix(examples)
     history: dict[str, Any] = {"loss": [], "main": [], "mtp": [], "steps": 0, "shared_prefix_tokens": len(prefix)}
     started = time.perf_counter()
@@ -236,7 +252,7 @@ def train(model: DeepSeekV3ForCausalLM, examples: list[tuple[list[int], int]], c
         time_spent = (time.perf_counter() - started) / (config.max_minutes * 60)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config, time_spent)
-        ids, labels = batch(rng.sample(examples, config.batch_size), pad_id, skip=len(prefix))
+        ids, labels = batch(next(batches), pad_id, skip=len(prefix))
         if prefix:
             loss, parts = shared_prefix_loss(model, torch.tensor(prefix), ids, labels, config.mtp_weight)
         else:

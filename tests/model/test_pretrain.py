@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from r1.config import from_dict
 from r1.errors import InvalidArgument
 from r1.model.pretrain import (PretrainRecipe, TrainSection, batch, common_prefix, content_hash, learning_rate,
-                               load_recipe, load_teacher, pretrain)
+                               length_grouped_batches, load_recipe, load_teacher, pretrain)
 from tests.paths import ROOT
 
 MINI = {"data": {"n_train": 200, "n_heldout": 10, "difficulty": {"arithmetic": [1, 1]}, "tasks": ["arithmetic"]},
@@ -64,6 +64,19 @@ def test_batches_mask_the_prompt_and_the_padding():
     ids, labels = batch(examples, pad_id=2, skip=1)
     assert ids.tolist() == [[7, 10, 11, 12, 1], [7, 20, 1, 2, 2]]
     assert labels.tolist() == [[-100, -100, 11, 12, 1], [-100, 20, 1, -100, -100]]
+
+
+def test_length_grouped_batches_pad_little_and_draw_every_example():
+    import random
+
+    examples = [(list(range(n)), 1) for n in random.Random(0).choices(range(5, 80), k=400)]
+    batches = length_grouped_batches(examples, 8, random.Random(1))
+    drawn = [next(batches) for _ in range(400)]
+    assert all(len(b) == 8 for b in drawn)
+    padding = sum(max(len(e[0]) for e in b) * 8 - sum(len(e[0]) for e in b) for b in drawn)
+    assert padding / sum(len(e[0]) for b in drawn for e in b) < 0.1  # random batches: ~0.6
+    seen = {id(e) for b in drawn for e in b}
+    assert len(seen) == len(examples)  # 3,200 draws over 400 examples (25 groups of 128) reach them all
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
