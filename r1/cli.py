@@ -159,18 +159,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 # The per-line sampling overrides of `r1 generate` and the JSON type each must have.
-GENERATE_SAMPLING_KEYS = {"temperature": "number", "top_p": "number", "top_k": "integer", "min_p": "number",
-                          "max_tokens": "integer", "seed": "integer", "stop": "strings", "stop_token_ids": "integers",
-                          "ignore_eos": "boolean", "min_tokens": "integer", "repetition_penalty": "number",
-                          "presence_penalty": "number", "frequency_penalty": "number", "n": "integer"}
-
-
 def _generate(args: argparse.Namespace) -> int:
     import json
     import os
     import time
     from pathlib import Path
 
+    from r1.engine.jsonl import generate_in_process, output_record, parse_line
     from r1.errors import InvalidArgument
 
     if args.input != "-" and not Path(args.input).is_file():
@@ -188,7 +183,7 @@ def _generate(args: argparse.Namespace) -> int:
     source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8", errors="replace")
     with source:
         lines = [(n, text) for n, text in enumerate(source, start=1) if text.strip()]
-    jobs = [_generation_job(n, text, defaults) for n, text in lines]
+    jobs = [parse_line(n, text, defaults) for n, text in lines]
     started = time.perf_counter()
     if args.target:
         from services.generation.client import GenerationClient
@@ -202,123 +197,22 @@ def _generate(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             results = _generate_remote(client, jobs, args)
     else:
-        results = _generate_local(jobs, args)
+        results = generate_in_process(jobs, args.model, args.mtp, args.concurrency, args.logprobs)
     bad = 0
     with (sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")) as sink:
         for job, result in zip(jobs, results):
             bad += isinstance(result, str)
-            sink.write(json.dumps(_generation_record(job, result, args.logprobs), ensure_ascii=False) + "\n")
+            sink.write(json.dumps(output_record(job, result, args.logprobs), ensure_ascii=False) + "\n")
     seconds = time.perf_counter() - started
     samples = sum(len(r) for r in results if not isinstance(r, str))
     print(f"r1 generate: {len(jobs)} lines, {samples} samples in {seconds:.1f}s; {bad} bad lines", file=sys.stderr)
     return 1 if bad else 0
 
 
-def _generation_job(line_no: int, text: str, defaults: dict) -> dict:
-    """{"line", "record", "prompt", "n", "sampling"} for a line, or {"line", "record", "error"}; never raises."""
-    import json
-
-    from r1.engine.types import SamplingParams
-    from r1.errors import InvalidArgument
-    from r1.rewards.jsonl import clean_strings
-
-    job: dict = {"line": line_no, "record": None}
-    try:
-        record = clean_strings(json.loads(text))
-        if not isinstance(record, dict):
-            raise InvalidArgument("line", f"expected a JSON object, got {type(record).__name__}")
-        job["record"] = record
-        if ("prompt" in record) == ("prompt_ids" in record):
-            raise InvalidArgument("prompt", "give exactly one of \"prompt\" (text) and \"prompt_ids\" (token ids)")
-        prompt = record.get("prompt", record.get("prompt_ids"))
-        if "prompt" in record and not (isinstance(prompt, str) and prompt):
-            raise InvalidArgument("prompt", "must be a non-empty string")
-        if "prompt_ids" in record and not (isinstance(prompt, list) and prompt and all(
-                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2 ** 31 for t in prompt)):
-            raise InvalidArgument("prompt_ids", "must be a non-empty list of token ids (integers >= 0)")
-        settings = {**defaults, **{k: _sampling_value(k, record[k]) for k in GENERATE_SAMPLING_KEYS if k in record}}
-        n = settings.pop("n")
-        if n < 1:
-            raise InvalidArgument("n", f"must be >= 1, got {n}")
-        try:
-            sampling = SamplingParams(**settings)
-            sampling.validate()
-        except InvalidArgument as e:
-            raise InvalidArgument(e.field.removeprefix("sampling."), e.message) from None
-        job.update(prompt=prompt if isinstance(prompt, str) else tuple(prompt), n=n, sampling=sampling)
-    except ValueError as e:
-        job["error"] = f"line {line_no}: not valid JSON ({e})"
-    except InvalidArgument as e:
-        job["error"] = f"line {line_no}: {e}"
-    return job
-
-
-def _sampling_value(key: str, value):
-    """A line's override checked against its JSON type (`GENERATE_SAMPLING_KEYS`); lists become tuples."""
-    import json
-
-    from r1.errors import InvalidArgument
-
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    kind = GENERATE_SAMPLING_KEYS[key]
-    ok = {"number": number(value), "integer": number(value) and isinstance(value, int),
-          "boolean": isinstance(value, bool),
-          "strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
-          "integers": isinstance(value, list) and all(number(v) and isinstance(v, int) for v in value)}[kind]
-    if key == "seed" and value is None:
-        return None
-    if not ok:
-        what = {"number": "a number", "integer": "an integer", "boolean": "true or false",
-                "strings": "a list of strings", "integers": "a list of integers"}[kind]
-        raise InvalidArgument(key, f"must be {what}, got {json.dumps(value)[:40]}")
-    return tuple(value) if isinstance(value, list) else float(value) if kind == "number" else value
-
-
-def _generation_error(job: dict, error) -> str:
-    """The error text for a line the engine refused, with its field named as the line names it."""
-    field = error.field.replace("prompt.token_ids", "prompt_ids").replace("sampling.", "")
-    return f"line {job['line']}: {field}: {error.message}"
-
-
-def _generate_local(jobs: list[dict], args) -> list:
-    import asyncio
-
-    from r1.engine.torch_engine import TorchEngine, TorchEngineConfig
-    from r1.engine.types import GenerationRequest, SampleOutput
-    from r1.errors import InvalidArgument
-
-    async def run() -> list:
-        engine = TorchEngine(TorchEngineConfig(model=args.model, spec_tokens=args.mtp))
-        await engine.start()
-        gate = asyncio.Semaphore(args.concurrency)
-
-        async def one(job: dict):
-            if "error" in job:
-                return job["error"]
-            prompt = job["prompt"]
-            ids = engine.tokenize(prompt) if isinstance(prompt, str) else prompt
-            request = GenerationRequest(f"line-{job['line']}", tuple(ids), job["n"], job["sampling"],
-                                        return_logprobs=args.logprobs)
-            async with gate:
-                try:
-                    outputs = [item async for item in engine.generate(request) if isinstance(item, SampleOutput)]
-                except InvalidArgument as e:
-                    return _generation_error(job, e)
-            return sorted(outputs, key=lambda o: o.index)
-
-        try:
-            return await asyncio.gather(*(one(job) for job in jobs))
-        finally:
-            await engine.close()
-
-    return asyncio.run(run())
-
-
 def _generate_remote(client, jobs: list[dict], args) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
+    from r1.engine.jsonl import line_error
     from r1.errors import InvalidArgument
 
     def one(job: dict):
@@ -327,27 +221,10 @@ def _generate_remote(client, jobs: list[dict], args) -> list:
         try:
             return client.generate(job["prompt"], n=job["n"], sampling=job["sampling"], return_logprobs=args.logprobs)
         except InvalidArgument as e:
-            return _generation_error(job, e)
+            return line_error(job, e)
 
     with ThreadPoolExecutor(args.concurrency) as pool:
         return list(pool.map(one, jobs))
-
-
-def _generation_record(job: dict, result, logprobs: bool) -> dict:
-    """The output line: the input object plus "samples", or plus "line" and "error"."""
-    base = dict(job["record"]) if job["record"] is not None else {}
-    if isinstance(result, str):
-        return {**base, "line": job["line"], "error": result}
-    samples = []
-    for output in result:
-        sample = {"index": output.index, "finish_reason": output.finish_reason.value, "text": output.text,
-                  "token_ids": list(output.token_ids), "matched_stop": output.matched_stop,
-                  "weight_version": output.weight_version, "spec_draft_tokens": output.spec_draft_tokens,
-                  "spec_accepted_tokens": output.spec_accepted_tokens}
-        if logprobs:
-            sample["logprobs"] = list(output.logprobs)
-        samples.append(sample)
-    return {**base, "samples": samples}
 
 
 def _pretrain(args: argparse.Namespace) -> int:
