@@ -1,16 +1,20 @@
 """`make demo`: start the stack as local processes and show what it does, with numbers it measured.
 
-The demo starts all four services on 127.0.0.1, waits for health SERVING, lists what each one's reflection
-exposes, calls one RPC of each (those not built yet answer UNIMPLEMENTED, and the demo says so), reads the
-per-RPC counters back from each `/metrics` endpoint; then runs an embedded mixed batch through the verifier
-(`demo_verifier.py`); then drains every service with SIGTERM and reports the exit codes.
-It grows with the stack: later issues make it run R1-Zero in miniature through these same services.
+First the tiny teacher: `recipes/tiny-teacher.yaml` pretrained once (about 9 minutes on 2 cores, with a
+progress bar) and reused from the content-addressed cache afterwards. Then the demo starts all four services
+on 127.0.0.1 (the generation service serving that teacher with MTP speculation), waits for health SERVING,
+lists what each one's reflection exposes, calls one RPC of each (those not built yet answer UNIMPLEMENTED,
+and the demo says so), reads the per-RPC counters back from each `/metrics` endpoint; runs an embedded mixed
+batch through the verifier (`demo_verifier.py`); samples the teacher's held-out problems through the
+generation service and scores them with the verifier (`demo_generation.py`); then drains every service with
+SIGTERM and reports the exit codes. Later issues make it run R1-Zero in miniature through these services.
 """
 
 from __future__ import annotations
 
 import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
@@ -20,7 +24,10 @@ from rich.table import Table
 
 from services.common.local import LocalStack, health_status
 from services.common.registry import SERVICES
+from services.demo_generation import show_generation
 from services.demo_verifier import show_verifier
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny-teacher.yaml"
 
 # One cheap, argument-free RPC per service, to show the contract is live end to end.
 PROBES = {
@@ -62,11 +69,31 @@ def rpc_counts(metrics_port: int) -> dict[tuple[str, str, str], float]:
     return counts
 
 
+def pretrained_teacher(console: Console):
+    """The tiny teacher's checkpoint directory and its recipe's held-out problems (trained on first use)."""
+    import json
+
+    from r1.model.pretrain import load_recipe, pretrain, problems
+
+    recipe = load_recipe(RECIPE)
+    console.rule("the tiny teacher (recipes/tiny-teacher.yaml)")
+    directory = pretrain(recipe)
+    metrics = json.loads((directory / "metrics.json").read_text())
+    console.print(f"{directory}: {metrics['parameters']:,} parameters, {metrics['steps']} steps in "
+                  f"{metrics['train_seconds'] / 60:.1f} min; greedy held-out accuracy "
+                  f"{metrics['heldout_accuracy']:.1%}, MTP next-next-token accuracy "
+                  f"{metrics['mtp_next_next_token_accuracy']:.1%}")
+    return directory, problems(recipe.data)[1]
+
+
 def run_demo() -> int:
     console = Console(width=max(Console().width, 130))
+    teacher, heldout = pretrained_teacher(console)
     console.rule("r1-stack demo: the four services on 127.0.0.1")
     started = time.perf_counter()
-    stack = LocalStack(list(SERVICES))
+    serve_teacher = ["--set", f"engine.torch.model={teacher}", "--set", "engine.torch.spec_tokens=1",
+                     "--set", "engine.torch.threads=1"]
+    stack = LocalStack(list(SERVICES), args={"generation": serve_teacher})
     with stack:
         console.print(f"all four SERVING after {time.perf_counter() - started:.1f}s "
                       f"(process start, imports, health wait)")
@@ -82,9 +109,11 @@ def run_demo() -> int:
                 f"{method}: {code}, {seconds * 1000:.1f} ms",
                 ", ".join(f"{m} {c}={v:.0f}" for (_, m, c), v in sorted(counts.items())))
         console.print(table)
-        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #4-#8).")
-        verifier = stack.services["verifier"]
+        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #6-#8).")
+        verifier, generation = stack.services["verifier"], stack.services["generation"]
         agreed = show_verifier(console, verifier.target, verifier.metrics_port)
+        generated = show_generation(console, generation.target, generation.metrics_port, verifier.target,
+                                    heldout[::max(1, len(heldout) // 20)][:20])
     codes = {name: service.process.returncode for name, service in stack.services.items()}
     console.print(f"SIGTERM drain exit codes: {codes}")
-    return 0 if agreed and all(code == 0 for code in codes.values()) else 1
+    return 0 if agreed and generated and all(code == 0 for code in codes.values()) else 1

@@ -108,11 +108,15 @@ class LocalService:
 class LocalStack:
     """Several `LocalService`s started together and stopped together (a context manager)."""
 
-    def __init__(self, names: list[str], workdir: Path | None = None, **kwargs):
+    def __init__(self, names: list[str], workdir: Path | None = None, args: dict[str, list[str]] | None = None,
+                 **kwargs):
+        """args: extra `r1 serve` arguments per service name (e.g. the generation service's model)."""
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="r1-stack-")
         self.workdir = Path(workdir or self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.services = {name: LocalService(name, **kwargs) for name in names}
+        args = args or {}
+        self.services = {name: LocalService(name, args=[*kwargs.pop("args", []), *args.get(name, [])], **kwargs)
+                         for name in names}
 
     def __enter__(self) -> LocalStack:
         try:
