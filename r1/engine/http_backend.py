@@ -54,7 +54,7 @@ COPIED_CONFIGS = ("config.json", "generation_config.json")
 
 @dataclass(frozen=True)
 class EngineServerConfig:
-    """How to reach one engine server (a `generation.vllm` or `generation.sglang` section)."""
+    """How to reach one engine server (the generation service's `engine.vllm` or `engine.sglang` section)."""
 
     base_url: str = ""
     """The server's address with scheme and port, e.g. http://vllm:8000 or http://sglang:30000 (no /v1)."""

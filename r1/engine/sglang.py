@@ -79,7 +79,7 @@ from r1.errors import FailedPrecondition, InvalidArgument, R1Error
 log = logging.getLogger(__name__)
 
 ENGINE = "SGLang"
-SECTION = "generation.sglang"
+SECTION = "engine.sglang"
 START_HINT = "python -m sglang.launch_server --model-path <checkpoint> --served-model-name <name>"
 MAX_REPETITION_PENALTY = 2.0  # SGLang's SamplingParams.verify: (0, 2]
 WEIGHTS_HINT = "the staged directory must be visible to the server: check weight_dir / server_weight_dir"

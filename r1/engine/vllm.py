@@ -65,7 +65,7 @@ from r1.engine.types import FinishReason, GenerationRequest, ModelInfo, SampleDe
 from r1.errors import FailedPrecondition
 
 ENGINE = "vLLM"
-SECTION = "generation.vllm"
+SECTION = "engine.vllm"
 START_HINT = "vllm serve <checkpoint> --served-model-name <name>"
 DEV_MODE_HINT = ("vLLM serves /collective_rpc and /reset_prefix_cache only when started with "
                  "VLLM_SERVER_DEV_MODE=1")
