@@ -99,6 +99,7 @@ def test_bad_recipes_name_their_field(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # trains the teacher (~9.5 min) unless the cache holds it
 def test_the_tiny_teacher_recipe_reaches_the_accuracy_band_rl_needs():
     directory = pretrain(load_recipe(ROOT / "recipes" / "tiny-teacher.yaml"), progress=False)
     metrics = json.loads((directory / "metrics.json").read_text())
