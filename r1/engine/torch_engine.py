@@ -303,11 +303,10 @@ class TorchEngine:
                 self._admit()
                 if self._running:
                     self._step()
-            except Exception:  # a bug must not hang every caller: fail what is in flight, keep serving
+            except Exception:  # a bug must not hang every caller: end what is in flight, keep serving
                 log.exception("engine step failed; aborting the requests in flight")
                 for state in list(self._requests.values()):
-                    if state.samples or state in self._waiting:
-                        self._finish_request(state, FinishReason.ABORT)
+                    self._finish_request(state, FinishReason.ABORT)
         for state in list(self._requests.values()):
             self._finish_request(state, FinishReason.ABORT)
 
@@ -320,7 +319,12 @@ class TorchEngine:
                 state = self._waiting.popleft()
             request = state.request
             slots = [runner.allocate() for _ in range(request.n)]
-            logits = runner.prefill(list(request.prompt_ids), slots)
+            try:
+                logits = runner.prefill(list(request.prompt_ids), slots)
+            except Exception:
+                for slot in slots:
+                    runner.release(slot)
+                raise
             self.observer.prompt_tokens(len(request.prompt_ids))
             for index, slot in enumerate(slots):
                 state.samples.append(self._new_sample(state, index, slot))

@@ -289,3 +289,19 @@ def test_an_update_cancelled_by_its_caller_leaves_the_engine_serving(make_engine
         engine.run(cancel_after(delay))
         [[output]] = greedy(engine, [PROMPTS[1]], max_tokens=3)
         assert len(output.token_ids) == 3
+
+
+def test_a_failing_step_ends_its_requests_and_the_engine_keeps_serving(make_engine, teacher_dir):
+    engine = make_engine(model=str(teacher_dir), max_num_seqs=4)
+    runner = engine.engine.loaded.runner
+    prefill = runner.prefill
+
+    def broken(prompt, slots):
+        runner.prefill = prefill  # fails once
+        raise RuntimeError("injected")
+
+    runner.prefill = broken
+    [outputs] = engine.collect(request(PROMPTS[0], "fails", n=3, temperature=0, max_tokens=5))
+    assert [o.finish_reason for o in outputs] == [FinishReason.ABORT] * 3 and runner.free_slots == 4
+    [[fine]] = engine.collect(request(PROMPTS[0], "after", temperature=0, max_tokens=5, ignore_eos=True))
+    assert len(fine.token_ids) == 5
