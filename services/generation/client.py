@@ -19,7 +19,6 @@ same call with the same results. Choices:
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ import grpc
 import torch
 
 from r1.engine.types import MAX_SAMPLES, ModelInfo, SampleDelta, SampleOutput, SamplingParams
-from r1.errors import InvalidArgument, R1Error, Unavailable
-from services.common.errors import error_from_status
+from r1.errors import InvalidArgument, R1Error
+from services.common.retry import backoff, call_with_retry, client_error
 from services.generation import convert
 from services.protogen.generation.v1 import generation_pb2 as pb
 from services.protogen.generation.v1 import generation_pb2_grpc
@@ -154,28 +153,13 @@ class GenerationClient:
     # ----------------------------------------------------------------------------------------------------
 
     def _call(self, rpc):
-        for wait in self._backoff():
-            try:
-                return rpc()
-            except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
-                    raise self._error(e) from None
-            time.sleep(wait)
+        return call_with_retry(rpc, self.retry_seconds, "generation", self.target)
 
     def _error(self, e: grpc.RpcError) -> R1Error:
-        error = error_from_status(e.code(), e.details())
-        if isinstance(error, Unavailable):
-            return Unavailable(f"generation at {self.target}: {e.code().name}: {e.details()}")
-        return error
+        return client_error(e, "generation", self.target)
 
     def _backoff(self) -> Iterator[float | None]:
-        """Seconds to wait after each refused attempt; None marks the last attempt."""
-        give_up = time.monotonic() + self.retry_seconds
-        wait = 0.05
-        while time.monotonic() < give_up:
-            yield min(wait, max(0.0, give_up - time.monotonic())) * random.uniform(0.5, 1.0)
-            wait = min(wait * 2, 2.0)
-        yield None
+        return backoff(self.retry_seconds)
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:

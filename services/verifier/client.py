@@ -12,17 +12,16 @@ same call with the same results. Choices:
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator, Sequence
 
 import grpc
 
-from r1.errors import R1Error, Unavailable
+from r1.errors import R1Error
 from r1.rewards.items import Invalid, Item
 from r1.rewards.verdict import RewardResult, Verdict
 from r1.rewards.verifier import Verified
-from services.common.errors import error_from_status
+from services.common.retry import backoff, call_with_retry, client_error
 from services.protogen.verifier.v1 import verifier_pb2 as pb
 from services.protogen.verifier.v1 import verifier_pb2_grpc
 from services.verifier import convert
@@ -111,28 +110,13 @@ class VerifierClient:
             time.sleep(wait)
 
     def _call(self, rpc):
-        for wait in self._backoff():
-            try:
-                return rpc()
-            except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
-                    raise self._error(e) from None
-            time.sleep(wait)
+        return call_with_retry(rpc, self.retry_seconds, "verifier", self.target)
 
     def _error(self, e: grpc.RpcError) -> R1Error:
-        error = error_from_status(e.code(), e.details())
-        if isinstance(error, Unavailable):
-            return Unavailable(f"verifier at {self.target}: {e.code().name}: {e.details()}")
-        return error
+        return client_error(e, "verifier", self.target)
 
     def _backoff(self) -> Iterator[float | None]:
-        """Seconds to wait after each refused attempt; None marks the last attempt."""
-        give_up = time.monotonic() + self.retry_seconds
-        wait = 0.05
-        while time.monotonic() < give_up:
-            yield min(wait, max(0.0, give_up - time.monotonic())) * random.uniform(0.5, 1.0)
-            wait = min(wait * 2, 2.0)
-        yield None
+        return backoff(self.retry_seconds)
 
 
 def _answer_locally(index: int, item: Item) -> Verified:
