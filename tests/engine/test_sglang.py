@@ -125,7 +125,7 @@ def test_an_unreachable_server_is_unavailable_with_the_fix():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(Unavailable, match=r"unreachable.*sglang\.launch_server.*generation\.sglang\.base_url"):
+    with pytest.raises(Unavailable, match=r"unreachable.*sglang\.launch_server.*engine\.sglang\.base_url"):
         run(started(EngineServerConfig(base_url=f"http://127.0.0.1:{port}", timeout_s=5)))
 
 

@@ -122,7 +122,7 @@ def test_start_fills_info_from_the_server_and_the_local_model_files(fake, model_
 
 
 def test_a_model_the_server_does_not_serve_is_a_clear_error(fake):
-    with pytest.raises(FailedPrecondition, match=r"serves \['teacher'\], not 'student'.*generation\.vllm\.model"):
+    with pytest.raises(FailedPrecondition, match=r"serves \['teacher'\], not 'student'.*engine\.vllm\.model"):
         run(started(config(fake, model="student")))
 
 
@@ -130,7 +130,7 @@ def test_an_unreachable_server_is_unavailable_with_the_fix():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(Unavailable, match=r"unreachable.*vllm serve.*generation\.vllm\.base_url"):
+    with pytest.raises(Unavailable, match=r"unreachable.*vllm serve.*engine\.vllm\.base_url"):
         run(started(EngineServerConfig(base_url=f"http://127.0.0.1:{port}", timeout_s=5)))
 
 
@@ -139,7 +139,7 @@ def test_the_api_key_is_sent_as_bearer_and_a_wrong_one_is_named(tmp_path):
     try:
         run(started(config(server, api_key="sesame")))
         assert server.calls[-1][2]["Authorization"] == "Bearer sesame"
-        with pytest.raises(FailedPrecondition, match=r"rejected the API key.*generation\.vllm\.api_key"):
+        with pytest.raises(FailedPrecondition, match=r"rejected the API key.*engine\.vllm\.api_key"):
             run(started(config(server, api_key="wrong")))
     finally:
         server.close()
