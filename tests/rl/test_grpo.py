@@ -1,0 +1,61 @@
+"""The GRPO workflow's mechanics on a tiny teacher, in-process: rollouts from the torch engine, rewards from the
+verifier, a policy update, the new weights pushed to the engine as version + 1, metrics per step. Whether
+it learns (R1-Zero in miniature) is the trainer issue's to show; this pins the plumbing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from r1.data.synthetic import split
+from r1.engine.torch_engine import TorchEngine, TorchEngineConfig
+from r1.model.checkpoint import load_pretrained
+from r1.model.tokenizer import load_tokenizer
+from r1.rewards.spec import RewardSpec
+from r1.rewards.verifier import Verifier, VerifierConfig
+from r1.rl.grpo import EvalConfig, GRPOConfig, LocalGeneration, train
+
+
+# A random teacher answers nothing right. Its tokenizer knows Chinese as well as English, so its babble mixes
+# the two scripts and the language-consistency term (R1's reasoning-RL reward) varies within a group: the
+# advantages are not all zero and the update has a direction.
+SPEC = RewardSpec(accuracy=1.0, format=1.0, language=1.0, target_language="en")
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    from r1.model.checkpoint import save_pretrained
+    from r1.model.tokenizer import default_corpus, train_tokenizer
+    from tests.engine.conftest import teacher
+
+    tokenizer = train_tokenizer(default_corpus() + ["你好 世界 数学 问题 答案 我们 计算 结果"] * 50, vocab_size=420)
+    return save_pretrained(teacher(tokenizer, seed=3), tmp_path_factory.mktemp("bilingual"), tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("loss", ["grpo", "dapo", "dr_grpo"])
+def test_a_grpo_step_updates_the_policy_and_pushes_it_to_the_engine(teacher_dir, loss):
+    train_set, heldout = split(["word"], 20, 4, seed=0, difficulty=1)
+    model = load_pretrained(teacher_dir)
+    reference = load_pretrained(teacher_dir).eval() if loss == "grpo" else None
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    generation = LocalGeneration(TorchEngine(TorchEngineConfig(model=str(teacher_dir), threads=1)))
+    config = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, max_tokens=16, lr=1e-2, temperature=1.5, loss=loss,
+                        beta=0.04 if loss == "grpo" else 0.0)
+    steps = []
+    try:
+        with Verifier(VerifierConfig(workers=1, math_workers=1)) as verifier:
+            history = train(model, load_tokenizer(str(teacher_dir)), generation, verifier, train_set, heldout,
+                            config, EvalConfig(problems=4, k=2, max_tokens=8), ref_model=reference,
+                            on_step=steps.append, spec=SPEC)
+        served = generation.engine.loaded.parameters["lm_head.weight"]
+        assert generation.engine.info.weight_version == 2
+        assert torch.equal(served, model.lm_head.weight.detach())  # the engine serves the trained policy
+    finally:
+        generation.close()
+    assert [m.step for m in steps] == [1, 2] and [m.version for m in steps] == [1, 2]
+    assert all(0 <= m.accuracy <= 1 and m.length_max <= 16 and set(m.seconds) == {"generation", "verify", "train",
+                                                                                   "sync"} for m in steps)
+    assert any(m.reward_std > 0 for m in steps)
+    assert any(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters())
+    assert 0 <= history["pass_at_1_before"] <= 1 and 0 <= history["pass_at_1_after"] <= 1
+    assert [step for step, _ in history["evaluations"]] == [0, 2]
