@@ -98,6 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override a recipe field, dotted (e.g. train.steps=100); repeatable")
     pretrain.set_defaults(run=_pretrain)
 
+    train = commands.add_parser(
+        "train", help="run a training stage (GRPO or SFT) from a recipe, in this process",
+        description="Runs GRPO (R1-Zero / reasoning RL) or SFT from a YAML recipe (r1/rl/recipe.py: GRPORecipe, "
+                    "SFTRecipe) in this process. GRPO's rollouts and rewards come from in-process backends, or "
+                    "from the generation and verifier services with --target-generation / --target-verifier. "
+                    "Checkpoints go to OUTPUT/checkpoints; running again with the same OUTPUT resumes from the "
+                    "newest. Writes OUTPUT/metrics.jsonl, OUTPUT/curves.png and OUTPUT/summary.json.")
+    train.add_argument("stage", choices=["grpo", "sft"])
+    train.add_argument("--recipe", required=True, help="YAML recipe, e.g. recipes/r1-zero-tiny.yaml")
+    train.add_argument("--output", help="run directory (default: runs/<recipe name>)")
+    train.add_argument("--target-generation", default="", help="host:port of a generation service serving the "
+                                                               "base checkpoint (GRPO; default: in-process)")
+    train.add_argument("--target-verifier", default="", help="host:port of a verifier service (GRPO; default: "
+                                                             "in-process)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="override a recipe field, dotted (e.g. grpo.lr=2e-4 eval.k=4)")
+    train.set_defaults(run=_train)
+
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
         description="Starts every service as a local process on 127.0.0.1 and exercises what exists.")
@@ -246,6 +264,44 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from r1.errors import InvalidArgument
+    from r1.rl.recipe import base_checkpoint, load_grpo_recipe, load_sft_recipe, run_grpo, run_sft
+    from services.trainer.jobs import generation_backend, verifier_backend
+
+    if not Path(args.recipe).is_file():
+        raise InvalidArgument("--recipe", f"no such file: {args.recipe}")
+    output = Path(args.output or Path("runs") / Path(args.recipe).stem)
+    if args.stage == "sft":
+        recipe = load_sft_recipe(args.recipe, args.overrides)
+        history = run_sft(recipe, output, base_checkpoint(recipe.base_checkpoint, recipe.teacher_recipe))
+        print(json.dumps(history["summary"], indent=2))
+        print(f"model: {output / 'model'}")
+        return 0
+    recipe = load_grpo_recipe(args.recipe, args.overrides)
+    base = base_checkpoint(recipe.base_checkpoint, recipe.teacher_recipe)
+    generation, close = generation_backend(args.target_generation, base, recipe.engine_threads)
+    verifier = verifier_backend(args.target_verifier)
+
+    def show(m) -> None:
+        print(f"step {m.step:4d}  reward {m.reward_mean:.3f}  accuracy {m.accuracy:.3f}  length {m.length_mean:5.1f}"
+              f"  zero-var {m.zero_variance_groups:.2f}  {sum(m.seconds.values()):.1f}s", flush=True)
+
+    try:
+        summary = run_grpo(recipe, output, generation, verifier, base, on_step=show)["summary"]
+    finally:
+        verifier.close()
+        close()
+    print(f"held-out pass@1 (k={summary['k']}, {summary['heldout_problems']} problems): "
+          f"{summary['pass_at_1_before']:.1%} -> {summary['pass_at_1_after']:.1%} "
+          f"({summary['gain_points']:+.1f} points) after {summary['steps']} steps in {summary['train_minutes']:.1f} min")
+    print(f"curves: {output / 'curves.png'}; metrics: {output / 'metrics.jsonl'}; checkpoints: {output / 'checkpoints'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
@@ -253,7 +309,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `r1 train` takes key=value overrides anywhere after the stage; nothing else takes extras
+        if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

@@ -9,6 +9,7 @@ Each step:
 5. the policy's log-probabilities of the completions (`logprobs.py`), before the update (pi_old) and, for
    each of `mu` inner updates, with gradients; the loss variant (`losses.py`), AdamW, gradient clipping;
 6. the MoE routing-bias update (aux-loss-free balancing, as in pretraining);
+   (with dynamic sampling, step 2-3 repeat on further prompts until enough groups have unequal rewards)
 7. the new weights go to the generation backend as version + 1 (`update_weights`), so the next rollouts
    are on-policy; every sample reports the version that produced it.
 Held-out pass@1 (k samples per problem at the evaluation temperature) is measured before the first step,
@@ -18,7 +19,9 @@ The backends are duck-typed so the same loop runs in-process and through the ser
 `generate(prompt_ids, n=, sampling=) -> [SampleOutput]` and `update_weights(version, tensors)` (the
 generation service's client, or `LocalGeneration` over a TorchEngine); `verifier` has
 `verify_batch(items) -> Verified...` (the library's `Verifier`, or the verifier service's client).
-Not here yet: the trainer service (jobs, SQLite, WatchJob), checkpoints and exact resume, SFT.
+Checkpoints (`r1.rl.checkpoint`) carry everything a resumed run needs to continue exactly as an
+uninterrupted one: weights, optimizer, the data cursor (`PromptStream`), RNG states and the history; rollout
+seeds derive from the step, so a resumed step samples what the first attempt sampled.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,14 +42,18 @@ import torch
 from r1.data.synthetic import Problem
 from r1.engine.types import GenerationRequest, SampleOutput, SamplingParams
 from r1.model.checkpoint import to_checkpoint_names
+from r1.model.deepseek_v3 import DeepSeekV3ForCausalLM
 from r1.model.moe import update_routing_bias
 from r1.model.pretrain import reference_answer
 from r1.model.tokenizer import r1_zero_prompt
+from r1.errors import InvalidArgument
 from r1.rewards.items import Item, MathCheck
 from r1.rewards.math import Profile
 from r1.rewards.spec import RewardSpec, score
 from r1.rl import advantages as adv
 from r1.rl import losses
+from r1.rl.checkpoint import (TrainingState, latest_checkpoint, load_policy_weights, load_state, restore_rng,
+                              rng_states, save_checkpoint)
 from r1.rl.logprobs import completion_logprobs
 
 log = logging.getLogger(__name__)
@@ -55,16 +63,22 @@ REFLECTION_WORDS = ("wait", "re-check", "recheck", "verify", "double-check", "le
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    """steps, prompts_per_step, group_size (G), mu (inner updates per batch), lr, weight_decay, grad_clip;
+    """steps, prompts_per_step, group_size (G), mu (inner updates per batch); lr with `warmup_steps` of linear
+    warm-up then constant (RL recipes keep it flat: TRL's and verl's GRPO defaults), weight_decay, grad_clip;
     loss: grpo | dapo | dr_grpo; epsilon_low / epsilon_high (equal for grpo and dr_grpo), beta (KL to the
-    frozen reference, k3); temperature, top_p, max_tokens of the rollouts; bias_update_speed; seed;
-    max_minutes: wall-clock budget for the steps."""
+    frozen reference, k3); temperature, top_p, max_tokens of the rollouts; dynamic_sampling: DAPO's filter
+    (groups with all-equal rewards are dropped and more prompts sampled, up to `max_refills` extra rounds per
+    step); overlong_buffer: DAPO's soft overlong penalty over the last that many tokens (0: off);
+    rollout_concurrency: prompts in flight together (1 makes the engine's batches, hence the run,
+    reproducible bit for bit); bias_update_speed; seed; max_minutes: wall-clock budget for the steps;
+    checkpoint_every: steps between checkpoints (0: only the final one), keep_checkpoints: how many to keep."""
 
     steps: int = 40
     prompts_per_step: int = 16
     group_size: int = 8
     mu: int = 1
     lr: float = 1e-4
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     loss: str = "dapo"
@@ -74,21 +88,65 @@ class GRPOConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 96
+    dynamic_sampling: bool = True
+    max_refills: int = 2
+    overlong_buffer: int = 0
+    rollout_concurrency: int = 16
     bias_update_speed: float = 1e-3
     seed: int = 0
     max_minutes: float = 10.0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+
+    def check(self, section: str = "grpo") -> None:
+        """Every field in range, else InvalidArgument naming `section.field`."""
+        positive = ("steps", "prompts_per_step", "mu", "max_tokens", "rollout_concurrency")
+        for name in positive:
+            _require(section, name, getattr(self, name) >= 1, "must be >= 1")
+        _require(section, "group_size", self.group_size >= 2, "must be >= 2 (advantages compare samples within "
+                                                              "a group)")
+        for name in ("warmup_steps", "weight_decay", "beta", "max_refills", "overlong_buffer", "checkpoint_every",
+                     "bias_update_speed"):
+            _require(section, name, getattr(self, name) >= 0, "must be >= 0")
+        _require(section, "lr", self.lr > 0, "must be > 0")
+        _require(section, "grad_clip", self.grad_clip > 0, "must be > 0")
+        _require(section, "loss", self.loss in LOSSES, f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        _require(section, "epsilon_low", 0 < self.epsilon_low < 1, "must be in (0, 1)")
+        _require(section, "epsilon_high", self.epsilon_high >= self.epsilon_low,
+                 f"must be >= epsilon_low = {self.epsilon_low}")
+        _require(section, "temperature", self.temperature > 0, "must be > 0 (rollouts are sampled)")
+        _require(section, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+        _require(section, "overlong_buffer", self.overlong_buffer <= self.max_tokens,
+                 f"must be <= max_tokens = {self.max_tokens}")
+        _require(section, "max_minutes", self.max_minutes > 0, "must be > 0")
+        _require(section, "keep_checkpoints", self.keep_checkpoints >= 1, "must be >= 1")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Held-out pass@1: k samples per problem at temperature / top_p (the R1 protocol: 0.6 / 0.95)."""
+    """Held-out pass@1: k samples per problem at temperature / top_p (the R1 protocol: 0.6 / 0.95); problems:
+    how many of the held-out set (0: evaluation off); every: steps between evaluations (0: before and after
+    only)."""
 
     problems: int = 100
     k: int = 8
     temperature: float = 0.6
     top_p: float = 0.95
     max_tokens: int = 96
-    every: int = 0  # steps between evaluations (0: before and after only)
+    every: int = 0
+
+    def check(self, section: str = "eval") -> None:
+        for name in ("problems", "every"):
+            _require(section, name, getattr(self, name) >= 0, "must be >= 0")
+        for name in ("k", "max_tokens"):
+            _require(section, name, getattr(self, name) >= 1, "must be >= 1")
+        _require(section, "temperature", self.temperature >= 0, "must be >= 0")
+        _require(section, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+
+
+def _require(section: str, name: str, ok: bool, why: str) -> None:
+    if not ok:
+        raise InvalidArgument(f"{section}.{name}", why)
 
 
 @dataclass
@@ -105,35 +163,97 @@ class StepMetrics:
     clip_fraction: float
     entropy: float
     reflection_rate: float
+    loss: float = 0.0
+    grad_norm: float = 0.0
+    learning_rate: float = 0.0
+    language: float = 0.0
+    groups_used: int = 0
+    tokens_per_second: float = 0.0
+    sync_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     version: int = 0
+
+    def values(self) -> dict[str, float]:
+        """Flat name -> number (the trainer service's StepMetrics.values, the metrics log)."""
+        flat = {k: float(v) for k, v in asdict(self).items() if k not in ("seconds", "step")}
+        flat.update({f"{k}_seconds": v for k, v in self.seconds.items()})
+        flat["step_seconds"] = sum(self.seconds.values())
+        return flat
+
+
+class PromptStream:
+    """The data cursor: training problems in a fresh seeded shuffle per epoch, taken in order. Its state is
+    (epoch, position), saved in checkpoints so a resumed run draws the same prompts as an uninterrupted one."""
+
+    def __init__(self, problems: list[Problem], seed: int):
+        if not problems:
+            raise InvalidArgument("data", "the training set is empty")
+        self.problems, self.seed = problems, seed
+        self.epoch, self.position = 0, 0
+        self._order = self._shuffled(0)
+
+    def _shuffled(self, epoch: int) -> list[int]:
+        order = list(range(len(self.problems)))
+        random.Random(f"{self.seed}-{epoch}").shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[Problem]:
+        taken = []
+        while len(taken) < k:
+            if self.position == len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffled(self.epoch)
+            taken.append(self.problems[self._order[self.position]])
+            self.position += 1
+        return taken
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._shuffled(self.epoch)
 
 
 def rollout(generation, tokenizer, problems: list[Problem], n: int, sampling: SamplingParams,
             threads: int = 16) -> tuple[list[list[int]], list[list[SampleOutput]]]:
-    """Prompt ids per problem and n samples each, requests in flight together (the engine batches them)."""
+    """Prompt ids per problem and n samples each, `threads` requests in flight together (the engine batches
+    them). Each prompt's samples get seeds derived from its position, so results do not depend on timing."""
     prompts = [tokenizer(r1_zero_prompt(p.prompt))["input_ids"] for p in problems]
-    with ThreadPoolExecutor(min(threads, len(prompts))) as pool:
-        outputs = list(pool.map(lambda ids: generation.generate(ids, n=n, sampling=sampling), prompts))
+    seeded = [sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + 1000 * i)
+              for i in range(len(prompts))]
+    with ThreadPoolExecutor(max(1, min(threads, len(prompts)))) as pool:
+        outputs = list(pool.map(lambda a: generation.generate(a[0], n=n, sampling=a[1]), zip(prompts, seeded)))
     return prompts, outputs
 
 
-def rewards_of(verifier, spec: RewardSpec, problems: list[Problem], outputs: list[list[SampleOutput]]):
-    """(total rewards [P * G], accuracy rewards [P * G], format rewards [P * G]) in rollout order."""
+@dataclass
+class Rewards:
+    """Per sample, in rollout order [P * G]: the weighted total and each term."""
+
+    total: torch.Tensor
+    accuracy: torch.Tensor
+    format: torch.Tensor
+    language: torch.Tensor
+
+
+def rewards_of(verifier, spec: RewardSpec, problems: list[Problem], outputs: list[list[SampleOutput]]) -> Rewards:
     texts = [(p, s.text) for p, samples in zip(problems, outputs) for s in samples]
     items = [Item(text, MathCheck(reference_answer(p), Profile.STRICT), id=str(i)) for i, (p, text) in enumerate(texts)]
     results = {int(v.id): v.result for v in verifier.verify_batch(items)}
     scored = [score(spec, text, results[i]) for i, (_, text) in enumerate(texts)]
-    return (torch.tensor([s.total for s in scored]), torch.tensor([s.terms["accuracy"] for s in scored]),
-            torch.tensor([s.terms.get("format", 0.0) for s in scored]))
+    terms = lambda name: torch.tensor([s.terms.get(name, 0.0) for s in scored])  # noqa: E731
+    return Rewards(torch.tensor([s.total for s in scored]), terms("accuracy"), terms("format"), terms("language"))
 
 
 def pass_at_1(generation, verifier, tokenizer, problems: list[Problem], config: EvalConfig, seed: int) -> float:
+    """Mean accuracy of k samples per problem; NaN for no problems (evaluation off)."""
+    if not problems:
+        return float("nan")
     sampling = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens,
                               seed=seed)
     _, outputs = rollout(generation, tokenizer, problems, config.k, sampling)
-    _, accuracy, _ = rewards_of(verifier, RewardSpec(), problems, outputs)
-    return float(accuracy.mean())
+    return float(rewards_of(verifier, RewardSpec(), problems, outputs).accuracy.mean())
 
 
 def policy_loss(config: GRPOConfig, logprobs, old, ref, advantages, mask) -> torch.Tensor:
@@ -149,84 +269,265 @@ def policy_loss(config: GRPOConfig, logprobs, old, ref, advantages, mask) -> tor
 LOSSES = ("grpo", "dapo", "dr_grpo")
 
 
+@dataclass
+class Batch:
+    """The groups one step trains on, and what the first sampling round looked like (for the metrics)."""
+
+    problems: list[Problem]
+    prompts: list[list[int]]
+    outputs: list[list[SampleOutput]]
+    rewards: Rewards
+    sampled: Sampled
+    zero_variance_share: float
+    seconds: dict[str, float]
+
+
+@dataclass
+class Sampled:
+    """Every sample a step drew, over all its rounds, and their rewards."""
+
+    samples: list[SampleOutput]
+    rewards: Rewards
+
+
+def collect(generation, verifier, tokenizer, spec: RewardSpec, stream: PromptStream, config: GRPOConfig,
+            step: int) -> Batch:
+    """Rollouts and rewards for one step. With dynamic sampling, groups whose rewards are all equal are
+    dropped and further rounds of prompts sampled until `prompts_per_step` informative groups are found or
+    `max_refills` rounds are spent (then the step trains on what it has; if nothing, on the last round as
+    is, whose advantages are all zero)."""
+    kept: list[tuple[Problem, list[int], list[SampleOutput], int]] = []
+    rewards_kept: list[Rewards] = []
+    drawn: list[SampleOutput] = []
+    drawn_rewards: list[Rewards] = []
+    first_zero_share = 0.0
+    seconds = {"generation": 0.0, "verify": 0.0}
+    for round_ in range(1 + (config.max_refills if config.dynamic_sampling else 0)):
+        problems = stream.take(config.prompts_per_step)
+        sampling = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens,
+                                  seed=step * 100_003 + round_ * 7_919)
+        tick = time.perf_counter()
+        prompts, outputs = rollout(generation, tokenizer, problems, config.group_size, sampling,
+                                   config.rollout_concurrency)
+        seconds["generation"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        rewards = shaped(rewards_of(verifier, spec, problems, outputs), outputs, config)
+        seconds["verify"] += time.perf_counter() - tick
+        drawn += [s for samples in outputs for s in samples]
+        drawn_rewards.append(rewards)
+        zero = adv.zero_variance_groups(rewards.total, config.group_size)
+        if round_ == 0:
+            first_zero_share = float(zero.float().mean())
+        keep = [i for i in range(len(problems)) if not (config.dynamic_sampling and zero[i])]
+        need = config.prompts_per_step - len(kept)
+        for i in keep[:need]:
+            kept.append((problems[i], prompts[i], outputs[i], len(rewards_kept)))
+        rewards_kept.append(_rows(rewards, keep[:need], config.group_size))
+        if len(kept) == config.prompts_per_step:
+            break
+    if not kept:  # nothing informative: train on the last round (a no-op update) rather than skip the step
+        kept = [(p, ids, out, 0) for p, ids, out in zip(problems, prompts, outputs)]
+        rewards_kept = [rewards]
+    return Batch([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept], _concat(rewards_kept),
+                 Sampled(drawn, _concat(drawn_rewards)), first_zero_share, seconds)
+
+
+REWARD_TERMS = ("total", "accuracy", "format", "language")
+
+
+def _concat(parts: list[Rewards]) -> Rewards:
+    return Rewards(*(torch.cat([getattr(r, f) for r in parts]) for f in REWARD_TERMS))
+
+
+def shaped(rewards: Rewards, outputs: list[list[SampleOutput]], config: GRPOConfig) -> Rewards:
+    """DAPO's soft overlong penalty added to the total, when configured."""
+    if not config.overlong_buffer:
+        return rewards
+    lengths = torch.tensor([len(s.token_ids) for samples in outputs for s in samples])
+    return replace(rewards, total=rewards.total + adv.overlong_penalty(lengths, config.max_tokens,
+                                                                       config.overlong_buffer))
+
+
+def _rows(rewards: Rewards, groups: list[int], group_size: int) -> Rewards:
+    index = torch.tensor([g * group_size + j for g in groups for j in range(group_size)], dtype=torch.long)
+    return Rewards(*(getattr(rewards, f)[index] for f in REWARD_TERMS))
+
+
+def learning_rate(step: int, config: GRPOConfig) -> float:
+    """Linear warm-up over `warmup_steps` (step is 1-based), then constant."""
+    return config.lr * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.lr
+
+
+def optimizer_for(model, config: GRPOConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+
+
+@dataclass
+class Update:
+    """What one policy update measured, for the step's metrics."""
+
+    logprobs: torch.Tensor
+    old: torch.Tensor
+    ref: torch.Tensor | None
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    logits: torch.Tensor
+    loss: float
+    grad_norm: float
+    tokens: int
+
+
+def update_policy(model, optimizer, batch: Batch, config: GRPOConfig, ref_model, pad: int, eos: int,
+                  step: int) -> Update:
+    """Advantages, pi_old (and the reference's) log-probs, `mu` clipped updates with gradient clipping, then
+    the MoE routing-bias update."""
+    group_advantages = (adv.centred_advantages(batch.rewards.total, config.group_size) if config.loss == "dr_grpo"
+                        else adv.grpo_advantages(batch.rewards.total, config.group_size))
+    row_prompts = [p for p in batch.prompts for _ in range(config.group_size)]
+    completions = [list(s.token_ids) or [eos] for samples in batch.outputs for s in samples]
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, config)
+    model.train()
+    with torch.no_grad():  # pi_old: with one inner update it is the policy itself, detached
+        old = completion_logprobs(model, row_prompts, completions, pad)[0] if config.mu > 1 else None
+        ref = completion_logprobs(ref_model, row_prompts, completions, pad)[0] if ref_model is not None else None
+    for _ in range(config.mu):
+        logprobs, mask, logits = completion_logprobs(model, row_prompts, completions, pad, with_logits=True)
+        old = logprobs.detach() if old is None else old
+        loss = policy_loss(config, logprobs, old, ref, group_advantages, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+    update_routing_bias(model, config.bias_update_speed)
+    model.eval()
+    return Update(logprobs.detach(), old, ref, group_advantages, mask, logits.detach(), loss.item(),
+                  float(grad_norm), int(mask.sum()))
+
+
 def train(model, tokenizer, generation, verifier, train_set: list[Problem], heldout: list[Problem],
           config: GRPOConfig, evaluation: EvalConfig, spec: RewardSpec = RewardSpec(accuracy=1.0, format=1.0),
-          ref_model=None, on_step: Callable[[StepMetrics], None] | None = None) -> dict[str, Any]:
-    """Runs GRPO on `model` (trained in place); returns pass@1 before/after, per-step metrics, evaluations."""
-    if config.loss not in LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r}; valid: {', '.join(LOSSES)}")
+          ref_model=None, on_step: Callable[[StepMetrics], None] | None = None, checkpoints: str | Path | None = None,
+          should_stop: Callable[[], bool] = lambda: False,
+          on_checkpoint: Callable[[Path, int, int, bool], None] | None = None) -> dict[str, Any]:
+    """Runs GRPO on `model` (trained in place); returns pass@1 before/after, per-step metrics, evaluations.
+
+    checkpoints: a directory for `r1.rl.checkpoint` checkpoints (every `checkpoint_every` steps and at the
+    end); if it already holds one, the run resumes from it: weights, optimizer, data cursor, RNG states and
+    history restored, the weights pushed to the generation backend, and the remaining steps run as an
+    uninterrupted run would have run them. should_stop: polled after each step; True ends the run early (with
+    a final checkpoint), as a cancelled job does. on_checkpoint(path, step, version, final) after each save."""
+    config.check()
+    evaluation.check()
     if config.beta and ref_model is None:
-        raise ValueError("beta > 0 needs the frozen reference model")
-    rng = random.Random(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                  betas=(0.9, 0.99))
-    pad = tokenizer.pad_token_id
-    history: dict[str, Any] = {"steps": [], "evaluations": []}
-    history["pass_at_1_before"] = pass_at_1(generation, verifier, tokenizer, heldout, evaluation, seed=10_000)
-    history["evaluations"].append((0, history["pass_at_1_before"]))
-    version, started = 0, time.perf_counter()
-    for step in range(1, config.steps + 1):
-        timings: dict[str, float] = {}
-        tick = time.perf_counter()
-        problems = rng.sample(train_set, config.prompts_per_step)
-        sampling = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens,
-                                  seed=step * 100_003)
-        prompts, outputs = rollout(generation, tokenizer, problems, config.group_size, sampling)
-        timings["generation"], tick = time.perf_counter() - tick, time.perf_counter()
-        total, accuracy, formatted = rewards_of(verifier, spec, problems, outputs)
-        timings["verify"], tick = time.perf_counter() - tick, time.perf_counter()
-        group_advantages = (adv.centred_advantages(total, config.group_size) if config.loss == "dr_grpo"
-                            else adv.grpo_advantages(total, config.group_size))
-        row_prompts = [p for p in prompts for _ in range(config.group_size)]
-        completions = [list(s.token_ids) or [tokenizer.eos_token_id] for samples in outputs for s in samples]
-        model.train()
-        with torch.no_grad():  # pi_old: with one inner update it is the policy itself, detached
-            old = completion_logprobs(model, row_prompts, completions, pad)[0] if config.mu > 1 else None
-            ref = completion_logprobs(ref_model, row_prompts, completions, pad)[0] if ref_model is not None else None
-        for _ in range(config.mu):
-            logprobs, mask, logits = completion_logprobs(model, row_prompts, completions, pad, with_logits=True)
-            old = logprobs.detach() if old is None else old
-            loss = policy_loss(config, logprobs, old, ref, group_advantages, mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-        update_routing_bias(model, config.bias_update_speed)
-        model.eval()
+        raise InvalidArgument("grpo.beta", "beta > 0 needs the frozen reference model")
+    optimizer = optimizer_for(model, config)
+    stream = PromptStream(train_set, config.seed)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    heldout = heldout[:evaluation.problems]
+    history: dict[str, Any] = {"steps": [], "evaluations": [], "seconds": 0.0}
+    version, first = 0, 1
+    resumed = latest_checkpoint(checkpoints) if checkpoints is not None else None
+    if resumed is not None:
+        state = load_state(resumed)
+        load_policy_weights(model, resumed)
+        optimizer.load_state_dict(state.optimizer)
+        stream.restore(state.cursor)
+        restore_rng(state.rng)
+        history, first = state.history, state.step + 1
+        log.info("resuming from %s (step %d)", resumed, state.step)
+        version = push_weights(generation, model, served_version(generation, state.version) + 1)
+    else:
+        version = served_version(generation, 0)
+    if not history["evaluations"]:
+        history["pass_at_1_before"] = pass_at_1(generation, verifier, tokenizer, heldout, evaluation, seed=10_000)
+        history["evaluations"].append((0, history["pass_at_1_before"]))
+    started, spent_before = time.perf_counter(), history["seconds"]
+    step = first - 1
+    for step in range(first, config.steps + 1):
+        batch = collect(generation, verifier, tokenizer, spec, stream, config, step)
+        timings, tick = dict(batch.seconds), time.perf_counter()
+        update = update_policy(model, optimizer, batch, config, ref_model, pad, eos, step)
         timings["train"], tick = time.perf_counter() - tick, time.perf_counter()
-        version += 1
-        generation.update_weights(version, to_checkpoint_names(model.state_dict(), model.config))
+        version, sync_bytes = push_weights(generation, model, version + 1), tensor_bytes(model)
         timings["sync"] = time.perf_counter() - tick
-        metrics = step_metrics(step, total, accuracy, formatted, outputs, logprobs.detach(), old, ref,
-                               group_advantages, mask, logits.detach(), config, timings, version)
+        metrics = step_metrics(step, batch, update, config, timings, version, sync_bytes)
         history["steps"].append(metrics)
         if on_step is not None:
             on_step(metrics)
-        if evaluation.every and step % evaluation.every == 0:
+        if evaluation.every and step % evaluation.every == 0 and heldout:
             history["evaluations"].append((step, pass_at_1(generation, verifier, tokenizer, heldout, evaluation,
                                                            seed=10_000)))
-        if time.perf_counter() - started > config.max_minutes * 60:
-            log.warning("stopping after step %d: the %.1f-minute budget is spent", step, config.max_minutes)
+        history["seconds"] = spent_before + time.perf_counter() - started
+        stop = should_stop() or history["seconds"] > config.max_minutes * 60
+        if checkpoints is not None and (stop or step == config.steps or (
+                config.checkpoint_every and step % config.checkpoint_every == 0)):
+            save(checkpoints, model, tokenizer, optimizer, stream, history, step, version, config,
+                 final=stop or step == config.steps, on_checkpoint=on_checkpoint)
+        if stop:
+            log.warning("stopping after step %d (%s)", step, "asked to" if should_stop() else "time budget spent")
             break
-    history["pass_at_1_after"] = pass_at_1(generation, verifier, tokenizer, heldout, evaluation, seed=10_000)
-    history["evaluations"].append((len(history["steps"]), history["pass_at_1_after"]))
-    history["seconds"] = time.perf_counter() - started
+    if heldout and (not history["evaluations"] or history["evaluations"][-1][0] != step):
+        history["evaluations"].append((step, pass_at_1(generation, verifier, tokenizer, heldout, evaluation,
+                                                       seed=10_000)))
+    history["pass_at_1_after"] = history["evaluations"][-1][1] if history["evaluations"] else float("nan")
     return history
 
 
-def step_metrics(step, total, accuracy, formatted, outputs, logprobs, old, ref, advantages, mask, logits, config,
-                 timings, version) -> StepMetrics:
-    lengths = [len(s.token_ids) for samples in outputs for s in samples]
-    texts = [s.text.lower() for samples in outputs for s in samples]
-    kl = float(losses.token_mean(losses.kl_k3(logprobs, ref), mask)) if ref is not None else 0.0
+def save(root, model, tokenizer, optimizer, stream, history, step, version, config, final, on_checkpoint) -> Path:
+    state = TrainingState(step=step, version=version, optimizer=optimizer.state_dict(), scheduler=None,
+                          rng=rng_states(), cursor=stream.state(), history=history)
+    path = save_checkpoint(root, model, state, tokenizer, keep=config.keep_checkpoints)
+    if on_checkpoint is not None:
+        on_checkpoint(path, step, version, final)
+    return path
+
+
+def served_version(generation, fallback: int) -> int:
+    """The weight version the backend serves now (a restarted trainer continues above it)."""
+    info = getattr(generation, "model_info", None)
+    return max(fallback, info().weight_version) if callable(info) else fallback
+
+
+def push_weights(generation, model, version: int) -> int:
+    """Sends the policy as `version` (one above the served one) and returns it."""
+    generation.update_weights(version, served_tensors(model))
+    return version
+
+
+def tensor_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def served_tensors(model) -> dict[str, torch.Tensor]:
+    """The policy's weights under the names the generation backend loads: DeepSeek-V3 checkpoint names for
+    our teacher, the state dict itself for a transformers student (its names already are the checkpoint's)."""
+    if isinstance(model, DeepSeekV3ForCausalLM):
+        return to_checkpoint_names(model.state_dict(), model.config)
+    return {name: tensor.detach().contiguous().clone() for name, tensor in model.state_dict().items()}
+
+
+def step_metrics(step: int, batch: Batch, update: Update, config: GRPOConfig, timings: dict[str, float],
+                 version: int, sync_bytes: int) -> StepMetrics:
+    """Rewards, lengths and reflection words over every sample drawn this step (dropped groups included, so
+    they describe the policy, not the filter); loss-side diagnostics over the groups trained on."""
+    sampled = batch.sampled
+    lengths = [len(s.token_ids) for s in sampled.samples]
+    texts = [s.text.lower() for s in sampled.samples]
+    kl = float(losses.token_mean(losses.kl_k3(update.logprobs, update.ref), update.mask)) if update.ref is not None \
+        else 0.0
     return StepMetrics(
-        step=step, reward_mean=float(total.mean()), reward_std=float(total.std()), accuracy=float(accuracy.mean()),
-        format_rate=float(formatted.mean()), length_mean=sum(lengths) / len(lengths), length_max=max(lengths),
-        zero_variance_groups=float(adv.zero_variance_groups(total, config.group_size).float().mean()), kl=kl,
-        clip_fraction=losses.clip_fraction(logprobs, old, advantages, mask, config.epsilon_low, config.epsilon_high),
-        entropy=losses.token_entropy(logits, mask),
+        step=step, reward_mean=float(sampled.rewards.total.mean()), reward_std=float(sampled.rewards.total.std()),
+        accuracy=float(sampled.rewards.accuracy.mean()), format_rate=float(sampled.rewards.format.mean()),
+        language=float(sampled.rewards.language.mean()), length_mean=sum(lengths) / len(lengths),
+        length_max=max(lengths), zero_variance_groups=batch.zero_variance_share, kl=kl,
+        clip_fraction=losses.clip_fraction(update.logprobs, update.old, update.advantages, update.mask,
+                                           config.epsilon_low, config.epsilon_high),
+        entropy=losses.token_entropy(update.logits, update.mask),
         reflection_rate=sum(any(w in t for w in REFLECTION_WORDS) for t in texts) / len(texts),
-        seconds=timings, version=version)
+        loss=update.loss, grad_norm=update.grad_norm, learning_rate=learning_rate(step, config),
+        groups_used=len(batch.problems), tokens_per_second=sum(lengths) / max(timings["generation"], 1e-9),
+        sync_bytes=sync_bytes, seconds=timings, version=version)
 
 
 class LocalGeneration:
@@ -259,6 +560,9 @@ class LocalGeneration:
 
     def update_weights(self, version: int, tensors) -> int:
         return self._run(self.engine.update_weights(version, tensors))
+
+    def model_info(self):
+        return self.engine.info
 
     def close(self) -> None:
         self._run(self.engine.close())

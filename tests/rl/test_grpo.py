@@ -22,18 +22,9 @@ from r1.rl.grpo import EvalConfig, GRPOConfig, LocalGeneration, train
 SPEC = RewardSpec(accuracy=1.0, format=1.0, language=1.0, target_language="en")
 
 
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    from r1.model.checkpoint import save_pretrained
-    from r1.model.tokenizer import default_corpus, train_tokenizer
-    from tests.engine.conftest import teacher
-
-    tokenizer = train_tokenizer(default_corpus() + ["你好 世界 数学 问题 答案 我们 计算 结果"] * 50, vocab_size=420)
-    return save_pretrained(teacher(tokenizer, seed=3), tmp_path_factory.mktemp("bilingual"), tokenizer=tokenizer)
-
-
 @pytest.mark.parametrize("loss", ["grpo", "dapo", "dr_grpo"])
-def test_a_grpo_step_updates_the_policy_and_pushes_it_to_the_engine(teacher_dir, loss):
+def test_a_grpo_step_updates_the_policy_and_pushes_it_to_the_engine(bilingual_teacher_dir, loss):
+    teacher_dir = bilingual_teacher_dir
     train_set, heldout = split(["word"], 20, 4, seed=0, difficulty=1)
     model = load_pretrained(teacher_dir)
     reference = load_pretrained(teacher_dir).eval() if loss == "grpo" else None

@@ -31,3 +31,27 @@ def test_gradients_reach_the_policy_through_the_completion_tokens_only(teacher_d
     logprobs, mask = completion_logprobs(model, [[0, 5, 6, 7]], [[8, 9]], pad_id=2)
     logprobs.sum().backward()
     assert model.lm_head.weight.grad is not None and model.lm_head.weight.grad.abs().sum() > 0
+
+
+def test_the_shared_prompt_prefix_runs_once_with_equal_logprobs_and_gradients(teacher_dir):
+    prompts = [[0, 11, 12, 13, 14, 20, 21], [0, 11, 12, 13, 14, 30], [0, 11, 12, 13, 14, 40, 41, 42]]
+    completions = [[50, 51, 52], [60], [70, 71]]
+    results = {}
+    for share in (True, False):
+        model = load_pretrained(teacher_dir).train()
+        logprobs, mask = completion_logprobs(model, prompts, completions, pad_id=2, share_prefix=share)
+        (logprobs * torch.arange(1, 4)[:, None]).sum().backward()  # a different weight per row
+        results[share] = logprobs.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                            if p.grad is not None}
+    assert torch.allclose(results[True][0], results[False][0], atol=1e-5)
+    assert results[True][1].keys() == results[False][1].keys()
+    for name, grad in results[True][1].items():
+        assert torch.allclose(grad, results[False][1][name], atol=1e-5), name
+
+
+def test_shared_prefix_keeps_every_rows_last_prompt_token():
+    from r1.rl.logprobs import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == [1, 2, 3]
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == [1, 2]  # one token short of the shortest prompt
+    assert shared_prefix([[7, 2], [1, 2]]) == []
