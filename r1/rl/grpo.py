@@ -256,6 +256,11 @@ def pass_at_1(generation, verifier, tokenizer, problems: list[Problem], config: 
     return float(rewards_of(verifier, RewardSpec(), problems, outputs).accuracy.mean())
 
 
+def upper_epsilon(config: GRPOConfig) -> float:
+    """The ratio's upper clip: DAPO's clip-higher epsilon_high; GRPO and Dr. GRPO clip symmetrically."""
+    return config.epsilon_high if config.loss == "dapo" else config.epsilon_low
+
+
 def policy_loss(config: GRPOConfig, logprobs, old, ref, advantages, mask) -> torch.Tensor:
     if config.loss == "grpo":
         return losses.grpo_loss(logprobs, old, ref, advantages, mask, config.epsilon_low, config.beta)
@@ -522,7 +527,7 @@ def step_metrics(step: int, batch: Batch, update: Update, config: GRPOConfig, ti
         language=float(sampled.rewards.language.mean()), length_mean=sum(lengths) / len(lengths),
         length_max=max(lengths), zero_variance_groups=batch.zero_variance_share, kl=kl,
         clip_fraction=losses.clip_fraction(update.logprobs, update.old, update.advantages, update.mask,
-                                           config.epsilon_low, config.epsilon_high),
+                                           config.epsilon_low, upper_epsilon(config)),
         entropy=losses.token_entropy(update.logits, update.mask),
         reflection_rate=sum(any(w in t for w in REFLECTION_WORDS) for t in texts) / len(texts),
         loss=update.loss, grad_norm=update.grad_norm, learning_rate=learning_rate(step, config),

@@ -50,3 +50,24 @@ def test_a_grpo_step_updates_the_policy_and_pushes_it_to_the_engine(bilingual_te
     assert any(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters())
     assert 0 <= history["pass_at_1_before"] <= 1 and 0 <= history["pass_at_1_after"] <= 1
     assert [step for step, _ in history["evaluations"]] == [0, 2]
+
+
+@pytest.mark.timeout(600)
+def test_the_reward_rises_under_grpo(bilingual_teacher_dir):
+    """The shorter version of R1-Zero in miniature: the same loop, on a teacher small enough for the suite,
+    learns what its reward asks for (here the language-consistency term: answer in English, not Chinese)."""
+    train_set, _ = split(["word"], 64, 0, seed=0, difficulty=1)
+    model = load_pretrained(bilingual_teacher_dir)
+    generation = LocalGeneration(TorchEngine(TorchEngineConfig(model=str(bilingual_teacher_dir), threads=1)))
+    config = GRPOConfig(steps=24, prompts_per_step=4, group_size=8, max_tokens=16, lr=3e-3, temperature=1.0,
+                        loss="dapo", seed=0)
+    steps = []
+    try:
+        with Verifier(VerifierConfig(workers=1, math_workers=1)) as verifier:
+            train(model, load_tokenizer(str(bilingual_teacher_dir)), generation, verifier, train_set, [], config,
+                  EvalConfig(problems=0), on_step=steps.append, spec=SPEC)
+    finally:
+        generation.close()
+    first = sum(m.reward_mean for m in steps[:4]) / 4
+    last = sum(m.reward_mean for m in steps[-4:]) / 4
+    assert last > first + 0.1, [round(m.reward_mean, 3) for m in steps]
