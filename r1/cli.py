@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
-        description="Starts every service as a local process on 127.0.0.1 and exercises what exists.")
+        description="Starts every service as a local process on 127.0.0.1 and exercises what exists, ending with "
+                    "R1-Zero in miniature (a GRPO job on the trainer service, recipes/r1-zero-tiny.yaml).")
+    demo.add_argument("--rl-minutes", type=float, help="GRPO training budget (default: the recipe's 10 minutes)")
+    demo.add_argument("--rl-eval-problems", type=int, help="held-out problems for pass@1 (default: the recipe's)")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -305,7 +308,7 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
-    return run_demo()
+    return run_demo(args.rl_minutes, args.rl_eval_problems)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,9 @@ lists what each one's reflection exposes, calls one RPC of each (those not built
 and the demo says so), reads the per-RPC counters back from each `/metrics` endpoint; runs an embedded mixed
 batch through the verifier (`demo_verifier.py`); samples the teacher's held-out problems through the
 generation service and scores them with the verifier (`demo_generation.py`); then drains every service with
-SIGTERM and reports the exit codes. Later issues make it run R1-Zero in miniature through these services.
+SIGTERM and reports the exit codes. In between, R1-Zero in miniature runs through these services
+(`demo_trainer.py`): a GRPO job on the trainer service, rollouts from the generation service, rewards from
+the verifier service, each new policy pushed back to the generation service.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rich.table import Table
 from services.common.local import LocalStack, health_status
 from services.common.registry import SERVICES
 from services.demo_generation import show_generation
+from services.demo_trainer import show_trainer
 from services.demo_verifier import show_verifier
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny-teacher.yaml"
@@ -86,14 +89,18 @@ def pretrained_teacher(console: Console):
     return directory, problems(recipe.data)[1]
 
 
-def run_demo() -> int:
+def run_demo(rl_minutes: float | None = None, rl_eval_problems: int | None = None) -> int:
+    """rl_minutes / rl_eval_problems: shorten the R1-Zero run (default: recipes/r1-zero-tiny.yaml's 10 minutes
+    and 200 held-out problems); the test suite runs a short one."""
     console = Console(width=max(Console().width, 130))
     teacher, heldout = pretrained_teacher(console)
     console.rule("r1-stack demo: the four services on 127.0.0.1")
     started = time.perf_counter()
     serve_teacher = ["--set", f"engine.torch.model={teacher}", "--set", "engine.torch.spec_tokens=1",
                      "--set", "engine.torch.threads=1"]
-    stack = LocalStack(list(SERVICES), args={"generation": serve_teacher})
+    jobs_root = Path("runs") / "demo"  # kept after the demo: the curves and metrics it points at live here
+    stack = LocalStack(list(SERVICES), args={"generation": serve_teacher,
+                                             "trainer": ["--set", f"trainer.jobs_root={jobs_root.resolve()}"]})
     with stack:
         console.print(f"all four SERVING after {time.perf_counter() - started:.1f}s "
                       f"(process start, imports, health wait)")
@@ -109,11 +116,14 @@ def run_demo() -> int:
                 f"{method}: {code}, {seconds * 1000:.1f} ms",
                 ", ".join(f"{m} {c}={v:.0f}" for (_, m, c), v in sorted(counts.items())))
         console.print(table)
-        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #6-#8).")
+        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #7-#8).")
         verifier, generation = stack.services["verifier"], stack.services["generation"]
         agreed = show_verifier(console, verifier.target, verifier.metrics_port)
         generated = show_generation(console, generation.target, generation.metrics_port, verifier.target,
                                     heldout[::max(1, len(heldout) // 20)][:20])
+        trainer = stack.services["trainer"]
+        trained = show_trainer(console, trainer.target, trainer.metrics_port, generation.target, verifier.target,
+                               teacher, rl_minutes, rl_eval_problems)
     codes = {name: service.process.returncode for name, service in stack.services.items()}
     console.print(f"SIGTERM drain exit codes: {codes}")
-    return 0 if agreed and generated and all(code == 0 for code in codes.values()) else 1
+    return 0 if agreed and generated and trained and all(code == 0 for code in codes.values()) else 1

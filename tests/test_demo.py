@@ -1,7 +1,7 @@
 """`make demo` runs what exists end to end: the tiny teacher (pretrained once, then reused), four services up,
 probed, counted, the verifier exercised on its embedded batch (same results as in-process), the teacher's
 held-out problems sampled through the generation service and scored by the verifier, and every service
-drained cleanly. Slow: on a machine without the cached teacher the demo trains it first (~9 minutes)."""
+drained cleanly, and in between a short R1-Zero GRPO job through the trainer service. Slow: on a machine without the cached teacher the demo trains it first (~9 minutes)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import pytest
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_demo_runs_the_stack_end_to_end():
-    result = subprocess.run([sys.executable, "-m", "r1.cli", "demo"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "r1.cli", "demo", "--rl-minutes", "0.5", "--rl-eval-problems", "20"],
+                            capture_output=True, text=True,
                             timeout=1400, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert out.count("SERVING") >= 4
     assert "GetModelInfo: OK" in out
-    for method in ("ListJobs", "GetExport"):
-        assert f"{method}: UNIMPLEMENTED" in out
+    assert "ListJobs: OK" in out and "GetExport: UNIMPLEMENTED" in out
     assert "ListKinds: OK" in out
     identical = re.search(r"(\d+) items through VerifyBatch .* identical for (\d+)/(\d+)", out)
     assert identical and identical[1] == identical[2] == identical[3]
@@ -33,4 +33,10 @@ def test_demo_runs_the_stack_end_to_end():
     passed = re.search(r"all\s*│\s*20\s*│\s*80\s*│\s*([0-9.]+)", out)
     assert passed and 0 <= float(passed[1]) <= 1
     assert re.search(r"MTP speculation \(from /metrics\): \d+ of \d+ draft tokens accepted", out)
+    assert re.search(r"state JOB_STATE_SUCCEEDED", out)
+    r1_zero = re.search(r"held-out pass@1 \(k=8, T=0\.6, top-p 0\.95, 20 problems\): before ([0-9.]+)% -> after "
+                        r"([0-9.]+)%", out)
+    assert r1_zero, out[-3000:]
+    assert re.search(r"curves \(reward, accuracy, length, pass@1\): \S+curves\.png", out)
+    assert "r1_trainer_" in out
     assert "'generation': 0, 'verifier': 0, 'trainer': 0, 'exporter': 0" in out
