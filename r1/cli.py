@@ -116,6 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a recipe field, dotted (e.g. grpo.lr=2e-4 eval.k=4)")
     train.set_defaults(run=_train)
 
+    jobs = commands.add_parser(
+        "jobs", help="submit, list, watch and cancel jobs on a trainer service",
+        description="Talks to a trainer service (r1 serve trainer). submit takes a recipe file as the job's "
+                    "config (its fields are checked by the service, which names a bad one).")
+    jobs.add_argument("--target", default="localhost:50053", help="host:port of the trainer service")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    submit = actions.add_parser("submit", help="submit a GRPO or SFT job")
+    submit.add_argument("stage", choices=["grpo", "sft"])
+    submit.add_argument("--recipe", required=True, help="YAML recipe: the job's config")
+    submit.add_argument("--base", default="teacher", help="base checkpoint: directory, hub id or 'teacher'")
+    submit.add_argument("--dataset", action="append", default=[], help="'synthetic' (default) or a .jsonl file")
+    submit.add_argument("--target-generation", default="", help="generation service for rollouts")
+    submit.add_argument("--target-verifier", default="", help="verifier service for rewards")
+    submit.add_argument("--job-id", help="client-chosen id (idempotent)")
+    for name, text in (("get", "show one job"), ("watch", "stream a job's events until it ends"),
+                       ("cancel", "cancel a job (a running one saves a final checkpoint)")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("job_id")
+    actions.add_parser("list", help="list jobs, newest first")
+    jobs.set_defaults(run=_jobs)
+
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
         description="Starts every service as a local process on 127.0.0.1 and exercises what exists, ending with "
@@ -302,6 +323,40 @@ def _train(args: argparse.Namespace) -> int:
           f"{summary['pass_at_1_before']:.1%} -> {summary['pass_at_1_after']:.1%} "
           f"({summary['gain_points']:+.1f} points) after {summary['steps']} steps in {summary['train_minutes']:.1f} min")
     print(f"curves: {output / 'curves.png'}; metrics: {output / 'metrics.jsonl'}; checkpoints: {output / 'checkpoints'}")
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from google.protobuf.json_format import MessageToJson
+
+    from r1.config import read_yaml
+    from r1.errors import InvalidArgument
+    from services.protogen.trainer.v1 import trainer_pb2 as pb
+    from services.trainer.client import TrainerClient
+
+    with TrainerClient(args.target) as client:
+        if args.action == "submit":
+            if not Path(args.recipe).is_file():
+                raise InvalidArgument("--recipe", f"no such file: {args.recipe}")
+            config = read_yaml(args.recipe)
+            config.pop("base_checkpoint", None)
+            job = client.submit(args.stage, config, args.dataset or ["synthetic"], args.base,
+                                generation_target=args.target_generation, verifier_target=args.target_verifier,
+                                job_id=args.job_id)
+            print(f"{job.job_id} {pb.JobState.Name(job.state)} {job.output_dir}")
+        elif args.action == "list":
+            for job in client.list():
+                print(f"{job.job_id:32s} {pb.Stage.Name(job.stage):10s} {pb.JobState.Name(job.state):22s} "
+                      f"step {job.step}/{job.total_steps}")
+        elif args.action == "get":
+            print(MessageToJson(client.get(args.job_id)))
+        elif args.action == "cancel":
+            print(pb.JobState.Name(client.cancel(args.job_id).state))
+        else:
+            for event in client.watch(args.job_id):
+                print(MessageToJson(event, indent=None), flush=True)
     return 0
 
 
