@@ -329,12 +329,10 @@ def _train(args: argparse.Namespace) -> int:
 def _jobs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from google.protobuf.json_format import MessageToJson
-
     from r1.config import read_yaml
     from r1.errors import InvalidArgument
     from services.protogen.trainer.v1 import trainer_pb2 as pb
-    from services.trainer.client import TrainerClient
+    from services.trainer.client import TrainerClient, as_json
 
     with TrainerClient(args.target) as client:
         if args.action == "submit":
@@ -351,12 +349,12 @@ def _jobs(args: argparse.Namespace) -> int:
                 print(f"{job.job_id:32s} {pb.Stage.Name(job.stage):10s} {pb.JobState.Name(job.state):22s} "
                       f"step {job.step}/{job.total_steps}")
         elif args.action == "get":
-            print(MessageToJson(client.get(args.job_id)))
+            print(as_json(client.get(args.job_id)))
         elif args.action == "cancel":
             print(pb.JobState.Name(client.cancel(args.job_id).state))
         else:
             for event in client.watch(args.job_id):
-                print(MessageToJson(event, indent=None), flush=True)
+                print(as_json(event, indent=None), flush=True)
     return 0
 
 

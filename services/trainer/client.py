@@ -12,6 +12,13 @@ from services.common.retry import client_error
 from services.protogen.trainer.v1 import trainer_pb2 as pb
 from services.protogen.trainer.v1 import trainer_pb2_grpc
 
+def as_json(message, indent: int | None = 2) -> str:
+    """A Job or JobEvent as JSON (proto3 JSON mapping), for `r1 jobs` output."""
+    from google.protobuf.json_format import MessageToJson
+
+    return MessageToJson(message, indent=indent)
+
+
 STAGES = {"grpo": pb.STAGE_GRPO, "sft": pb.STAGE_SFT}
 
 
