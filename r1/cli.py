@@ -1,9 +1,10 @@
 """The `r1` command.
 
 This module is the composition root: the only place in `r1` that may reach into `services`, and only
-inside the subcommands that start or call services (`serve`, `demo`, `verify --target`, `generate --target`),
+inside the subcommands that start or call services (`serve`, `demo`, `verify --target`, `generate --target`,
+`train`, `jobs`, `eval`, `lm-eval`),
 imported lazily so that `import r1` and `r1 --help` stay cheap and the library itself never depends on the
-wire (see the import-linter contracts in pyproject.toml). Later issues add subcommands here (train, eval, ...).
+wire (see the import-linter contracts in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -136,6 +137,57 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("job_id")
     actions.add_parser("list", help="list jobs, newest first")
     jobs.set_defaults(run=_jobs)
+
+    evaluation = commands.add_parser(
+        "eval", help="pass@1, cons@k and pass@k on AIME, MATH-500, GPQA-Diamond, Codeforces, ... (the R1 protocol)",
+        description="Samples k responses per question from a generation service (--target) or a checkpoint "
+                    "in-process (--model), grades them with the verifier (in-process, or --verifier), and writes "
+                    "OUTPUT/results.json, OUTPUT/report.md, OUTPUT/pass_at_k.png and OUTPUT/lengths.png. "
+                    "Samples are cached in OUTPUT/samples/, so running again with the same OUTPUT resumes. "
+                    "Defaults per benchmark follow DeepSeek-R1 (r1/eval/protocol.py): T 0.6, top-p 0.95, "
+                    "k from 4 (MATH-500) to 64 (AIME), 32768 tokens.")
+    evaluation.add_argument("--benchmark", required=True, metavar="NAME[,NAME...]",
+                            help="aime24, aime25, amc23, math500, gpqa_diamond, codeforces, code_contests, "
+                                 "humaneval, mbpp, synthetic")
+    evaluation.add_argument("--target", default="", help="host:port of the generation service")
+    evaluation.add_argument("--model", default="", help="checkpoint directory or hub id, run in-process "
+                                                        "instead of --target")
+    evaluation.add_argument("--verifier", default="", help="host:port of a verifier service (default: "
+                                                           "in-process)")
+    evaluation.add_argument("--output", required=True, help="directory for results, report, plots and samples")
+    evaluation.add_argument("--k", type=int, help="samples per question (default: per benchmark)")
+    evaluation.add_argument("--temperature", type=float, default=0.6, help="default 0.6")
+    evaluation.add_argument("--top-p", type=float, default=0.95, help="default 0.95")
+    evaluation.add_argument("--max-tokens", type=int, help="tokens per response (default: per benchmark)")
+    evaluation.add_argument("--limit", type=int, help="only the first N questions of each benchmark")
+    evaluation.add_argument("--concurrency", type=int, default=8, help="questions in flight (default 8)")
+    evaluation.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    evaluation.add_argument("--frame", default="raw", choices=["raw", "r1-zero", "chat"],
+                            help="raw message, the R1-Zero template, or the --tokenizer's chat template")
+    evaluation.add_argument("--prompt", choices=["math", "gpqa", "code", "question"],
+                            help="the user message (default: per benchmark)")
+    evaluation.add_argument("--tokenizer", default="", help="directory or hub id whose chat template --frame "
+                                                            "chat applies")
+    evaluation.add_argument("--data-dir", help="benchmark files in the shared/data layout (default: "
+                                               "$R1_DATA_DIR, else ../shared/data)")
+    evaluation.add_argument("--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID",
+                            help="read one benchmark from this file or hub dataset; repeatable")
+    evaluation.add_argument("--fresh", action="store_true", help="discard cached samples in OUTPUT")
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluation.add_argument("--metrics-port", type=int, default=-1,
+                            help="serve the r1_eval_* gauges on this port (0 = any, default -1 = off)")
+    evaluation.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+                            help="keep serving /metrics this long after the run")
+    evaluation.add_argument("--token-file", help="file holding the services' bearer token (also: R1_TOKEN)")
+    evaluation.add_argument("--tls-ca", help="PEM CA bundle: talk TLS to the services")
+    evaluation.set_defaults(run=_eval)
+
+    lm_eval = commands.add_parser(
+        "lm-eval", help="run an lm-eval task against the generation service (--model r1 --model_args target=...)",
+        description="lm-evaluation-harness's own command line with our model registered as 'r1'; every argument "
+                    "after lm-eval goes to lm-eval, e.g. r1 lm-eval --model r1 --model_args "
+                    "target=localhost:50051 --tasks gsm8k.", add_help=False)
+    lm_eval.set_defaults(run=_lm_eval)
 
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
@@ -358,15 +410,82 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from r1.errors import InvalidArgument
+    from r1.eval.protocol import EvalSettings, parse_benchmarks
+    from services.evaluator.run import EvalRun, run_eval
+
+    if args.target and args.model:
+        raise InvalidArgument("--model", "give --target (a generation service) or --model (in-process), not both")
+    sources = {}
+    for item in args.source:
+        name, _, path = item.partition("=")
+        if not path:
+            raise InvalidArgument("--source", f"expected NAME=PATH_OR_HUB_ID, got {item!r}")
+        sources[name.strip()] = path.strip()
+    benchmarks = parse_benchmarks(args.benchmark)
+    unknown = sorted(set(sources) - set(benchmarks))
+    if unknown:
+        raise InvalidArgument("--source", f"names {', '.join(unknown)}, which --benchmark does not include")
+    settings = EvalSettings(k=args.k, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                            limit=args.limit, concurrency=args.concurrency, seed=args.seed, frame=args.frame,
+                            prompt=args.prompt, data_dir=args.data_dir)
+    settings.check()
+    token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("R1_TOKEN", "")
+    run = EvalRun(benchmarks=benchmarks, output=args.output, settings=settings, target=args.target,
+                  model=args.model, verifier_target=args.verifier, token=token,
+                  root_certificates=Path(args.tls_ca).read_bytes() if args.tls_ca else None,
+                  tokenizer=args.tokenizer, sources=sources, fresh=args.fresh, progress=not args.no_progress,
+                  metrics_port=args.metrics_port, linger_seconds=args.linger)
+    results = run_eval(run)
+    for name, section in results["benchmarks"].items():
+        cons = section["cons@k"]
+        rating = (section.get("codeforces") or {}).get("rating")
+        print(f"{name:14s} pass@1 {100 * section['pass@1']['value']:5.1f}% "
+              f"(± {100 * section['pass@1']['stderr']:.1f}) over {section['questions']} questions x "
+              f"{section['settings']['k']}" + (f", cons@k {100 * cons['value']:.1f}%" if cons else "")
+              + (f", rating {rating:.0f}" if rating is not None else ""))
+    print(f"report: {Path(args.output) / 'report.md'}; results: {Path(args.output) / 'results.json'}")
+    return 0
+
+
+def _lm_eval(args: argparse.Namespace) -> int:
+    from services.evaluator.lm_eval_model import main as lm_eval_main
+
+    return lm_eval_main(args.lm_eval_args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
     return run_demo(args.rl_minutes, args.rl_eval_problems)
 
 
+def _command_position(argv: list[str]) -> int | None:
+    """Where the subcommand's name is: the first word that is neither a global option nor its value."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--log-level":
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    at = _command_position(argv)
+    if at is not None and argv[at] == "lm-eval":  # everything after it belongs to lm-eval's own parser
+        args = parser.parse_args(argv[:at + 1])
+        args.lm_eval_args, extra = argv[at + 1:], []
+    else:
+        args, extra = parser.parse_known_args(argv)
     if extra:  # `r1 train` takes key=value overrides anywhere after the stage; nothing else takes extras
         if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
