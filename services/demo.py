@@ -9,7 +9,8 @@ batch through the verifier (`demo_verifier.py`); samples the teacher's held-out 
 generation service and scores them with the verifier (`demo_generation.py`); then drains every service with
 SIGTERM and reports the exit codes. In between, R1-Zero in miniature runs through these services
 (`demo_trainer.py`): a GRPO job on the trainer service, rollouts from the generation service, rewards from
-the verifier service, each new policy pushed back to the generation service.
+the verifier service, each new policy pushed back to the generation service; then the policy it leaves
+served is evaluated with the R1 protocol through generation -> verifier (`demo_eval.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.table import Table
 from services.common.local import LocalStack, health_status
 from services.common.registry import SERVICES
 from services.demo_generation import show_generation
+from services.demo_eval import show_evaluation
 from services.demo_trainer import show_trainer
 from services.demo_verifier import show_verifier
 
@@ -124,6 +126,7 @@ def run_demo(rl_minutes: float | None = None, rl_eval_problems: int | None = Non
         trainer = stack.services["trainer"]
         trained = show_trainer(console, trainer.target, trainer.metrics_port, generation.target, verifier.target,
                                teacher, rl_minutes, rl_eval_problems)
+        evaluated = trained and show_evaluation(console, generation.target, verifier.target, jobs_root / "eval")
     codes = {name: service.process.returncode for name, service in stack.services.items()}
     console.print(f"SIGTERM drain exit codes: {codes}")
-    return 0 if agreed and generated and trained and all(code == 0 for code in codes.values()) else 1
+    return 0 if agreed and generated and trained and evaluated and all(code == 0 for code in codes.values()) else 1

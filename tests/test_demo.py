@@ -39,4 +39,5 @@ def test_demo_runs_the_stack_end_to_end():
     assert r1_zero, out[-3000:]
     assert re.search(r"curves \(reward, accuracy, length, pass@1\): \S+curves\.png", out)
     assert "r1_trainer_" in out
+    assert re.search(r"r1_eval_pass_at_1\{benchmark=\"synthetic\"", out) and "report.md" in out
     assert "'generation': 0, 'verifier': 0, 'trainer': 0, 'exporter': 0" in out

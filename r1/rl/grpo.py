@@ -414,14 +414,16 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
           config: GRPOConfig, evaluation: EvalConfig, spec: RewardSpec = RewardSpec(accuracy=1.0, format=1.0),
           ref_model=None, on_step: Callable[[StepMetrics], None] | None = None, checkpoints: str | Path | None = None,
           should_stop: Callable[[], bool] = lambda: False,
-          on_checkpoint: Callable[[Path, int, int, bool], None] | None = None) -> dict[str, Any]:
+          on_checkpoint: Callable[[Path, int, int, bool], None] | None = None,
+          on_evaluation: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Runs GRPO on `model` (trained in place); returns pass@1 before/after, per-step metrics, evaluations.
 
     checkpoints: a directory for `r1.rl.checkpoint` checkpoints (every `checkpoint_every` steps and at the
     end); if it already holds one, the run resumes from it: weights, optimizer, data cursor, RNG states and
     history restored, the weights pushed to the generation backend, and the remaining steps run as an
     uninterrupted run would have run them. should_stop: polled after each step; True ends the run early (with
-    a final checkpoint), as a cancelled job does. on_checkpoint(path, step, version, final) after each save."""
+    a final checkpoint), as a cancelled job does. on_checkpoint(path, step, version, final) after each save;
+    on_evaluation(step, weight_version, pass_at_1) after each held-out evaluation."""
     config.check()
     evaluation.check()
     if config.beta and ref_model is None:
@@ -444,9 +446,16 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
         version = push_weights(generation, model, served_version(generation, state.version) + 1)
     else:
         version = served_version(generation, 0)
+
+    def evaluated(at_step: int) -> None:
+        value = pass_at_1(generation, verifier, tokenizer, heldout, evaluation, seed=10_000)
+        history["evaluations"].append((at_step, value))
+        if on_evaluation is not None and heldout:
+            on_evaluation(at_step, version, value)
+
     if not history["evaluations"]:
-        history["pass_at_1_before"] = pass_at_1(generation, verifier, tokenizer, heldout, evaluation, seed=10_000)
-        history["evaluations"].append((0, history["pass_at_1_before"]))
+        evaluated(0)
+        history["pass_at_1_before"] = history["evaluations"][0][1]
     started, spent_before = time.perf_counter(), history["seconds"]
     step = first - 1
     for step in range(first, config.steps + 1):
@@ -461,8 +470,7 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
         if on_step is not None:
             on_step(metrics)
         if evaluation.every and step % evaluation.every == 0 and heldout:
-            history["evaluations"].append((step, pass_at_1(generation, verifier, tokenizer, heldout, evaluation,
-                                                           seed=10_000)))
+            evaluated(step)
         history["seconds"] = spent_before + time.perf_counter() - started
         stop = should_stop() or history["seconds"] > config.max_minutes * 60
         if checkpoints is not None and (stop or step == config.steps or (
@@ -473,8 +481,7 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
             log.warning("stopping after step %d (%s)", step, "asked to" if should_stop() else "time budget spent")
             break
     if heldout and (not history["evaluations"] or history["evaluations"][-1][0] != step):
-        history["evaluations"].append((step, pass_at_1(generation, verifier, tokenizer, heldout, evaluation,
-                                                       seed=10_000)))
+        evaluated(step)
     history["pass_at_1_after"] = history["evaluations"][-1][1] if history["evaluations"] else float("nan")
     return history
 

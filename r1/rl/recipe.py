@@ -156,7 +156,7 @@ def load_policy(directory: str):
 
 def run_grpo(recipe: GRPORecipe, output: str | Path, generation, verifier, base: str,
              on_step: Callable[[StepMetrics], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-             on_checkpoint=None) -> dict[str, Any]:
+             on_checkpoint=None, on_evaluation=None) -> dict[str, Any]:
     """Runs (or resumes) the GRPO stage; returns the history with a "summary" entry."""
     from r1.rl.grpo import train
 
@@ -182,7 +182,7 @@ def run_grpo(recipe: GRPORecipe, output: str | Path, generation, verifier, base:
 
     history = train(model, tokenizer, generation, verifier, train_set, heldout, recipe.grpo, recipe.eval,
                     spec=recipe.reward, ref_model=reference, on_step=record, checkpoints=output / "checkpoints",
-                    should_stop=should_stop, on_checkpoint=on_checkpoint)
+                    should_stop=should_stop, on_checkpoint=on_checkpoint, on_evaluation=on_evaluation)
     summary = {
         "pass_at_1_before": history["pass_at_1_before"], "pass_at_1_after": history["pass_at_1_after"],
         "gain_points": 100 * (history["pass_at_1_after"] - history["pass_at_1_before"]),

@@ -50,13 +50,15 @@ class JobContext:
     """How a running job reports, all called from the job's thread: step(step, values) after each optimizer
     step; log(level, message) with level one of "debug", "info", "warning", "error"; checkpoint(step, path,
     weight_version, final) after each save; total_steps(n) once known; should_stop() polled between steps
-    (True after CancelJob: the job then saves a final checkpoint and returns)."""
+    (True after CancelJob: the job then saves a final checkpoint and returns); evaluation(benchmark,
+    weight_version, pass_at_1) after each held-out evaluation."""
 
     step: Callable[[int, dict[str, float]], None]
     log: Callable[[str, str], None]
     checkpoint: Callable[[int, str, int, bool], None]
     total_steps: Callable[[int], None]
     should_stop: Callable[[], bool]
+    evaluation: Callable[[str, int, float], None] = lambda benchmark, version, value: None
 
 
 def recipe_of(spec: JobSpec):
@@ -124,7 +126,8 @@ def run_job(spec: JobSpec, context: JobContext) -> None:
         history = run_grpo(recipe, output, generation, verifier, base,
                            on_step=lambda m: context.step(m.step, m.values()), should_stop=context.should_stop,
                            on_checkpoint=lambda path, step, version, final: context.checkpoint(step, str(path),
-                                                                                                version, final))
+                                                                                                version, final),
+                           on_evaluation=lambda step, version, value: context.evaluation("synthetic", version, value))
         summary = history["summary"]
         context.log("info", f"held-out pass@1 {summary['pass_at_1_before']:.1%} -> {summary['pass_at_1_after']:.1%} "
                             f"after {summary['steps']} steps ({summary['train_minutes']:.1f} min); curves: "

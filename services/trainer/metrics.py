@@ -9,6 +9,8 @@ r1_trainer_kl{job_id}                  its last step's mean KL to the reference 
 r1_trainer_loss{job_id}                its last step's loss
 r1_trainer_step_seconds{job_id}        its last step's wall time
 r1_trainer_weight_version{job_id}      the policy version it last pushed to the generation service
+r1_eval_pass_at_1{benchmark,model,weight_version}   held-out pass@1 of each evaluation a GRPO job runs
+                                       (benchmark "synthetic", model "job:<job_id>"), the evaluator's gauge
 
 The per-job series exist while the job runs and are removed when it leaves RUNNING, so finished jobs do
 not pile up as label values; the job's record (GetJob, WatchJob) keeps its metrics.
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
+from services.evaluator.metrics import EvalMetrics
 from services.protogen.trainer.v1 import trainer_pb2 as pb
 
 # metric suffix -> the StepMetrics.values key it shows
@@ -38,6 +41,7 @@ class TrainerMetrics:
                              ["job_id"], registry=registry)
         self.values = {suffix: Gauge(f"r1_trainer_{suffix}", f"Last step's {key} of each running job.", ["job_id"],
                                      registry=registry) for suffix, key in STEP_VALUES.items()}
+        self.evaluations = EvalMetrics(registry)
         self._lock = threading.Lock()
         self._jobs: set[str] = set()
 
@@ -53,6 +57,10 @@ class TrainerMetrics:
             for suffix, key in STEP_VALUES.items():
                 if key in values:
                     self.values[suffix].labels(job_id).set(values[key])
+
+    def observe_evaluation(self, job_id: str, benchmark: str, weight_version: int, pass_at_1: float) -> None:
+        """Kept after the job ends: one series per evaluated weight version, which Grafana plots over versions."""
+        self.evaluations.observe_pass_at_1(benchmark, f"job:{job_id}", weight_version, pass_at_1)
 
     def forget(self, job_id: str) -> None:
         """The job left RUNNING: drop its series."""

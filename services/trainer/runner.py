@@ -295,5 +295,9 @@ class JobRunner:
             run.total_steps = int(n)
             self._record(run, {"total_steps": run.total_steps}, [])
 
+        def evaluation(benchmark: str, version: int, value: float) -> None:
+            if self.metrics is not None:
+                self.metrics.observe_evaluation(job_id, benchmark, version, value)
+
         return JobContext(step=step, log=log_line, checkpoint=checkpoint, total_steps=total_steps,
-                          should_stop=run.stop.is_set)
+                          should_stop=run.stop.is_set, evaluation=evaluation)

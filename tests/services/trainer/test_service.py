@@ -282,7 +282,7 @@ def test_a_killed_service_restarts_lists_the_job_and_resumes_it(tmp_path):
 @pytest.mark.timeout(300)
 def test_a_real_grpo_job_trains_and_checkpoints(tmp_path, bilingual_teacher_dir):
     config = {"grpo": {"steps": 2, "prompts_per_step": 2, "group_size": 4, "max_tokens": 8, "checkpoint_every": 1},
-              "eval": {"problems": 0}, "data": {"n_train": 20},
+              "eval": {"problems": 3, "k": 2, "max_tokens": 8}, "data": {"n_train": 20},
               "reward": {"accuracy": 1.0, "format": 1.0, "language": 1.0}}
     with trainer(tmp_path, "services.trainer.jobs:run_job") as (stub, server):
         submit(stub, "grpo", config=config, base_checkpoint=str(bilingual_teacher_dir))
@@ -295,3 +295,6 @@ def test_a_real_grpo_job_trains_and_checkpoints(tmp_path, bilingual_teacher_dir)
     assert {"reward_mean", "accuracy", "kl", "loss"} <= set(job.metrics)
     assert [c.final for c in kinds(events, "checkpoint")] == [False, True]
     assert 'r1_trainer_jobs{state="SUCCEEDED"} 1.0' in text and 'job_id="grpo"' not in text  # finished: no series
+    # its held-out evaluations stay, one series per evaluated weight version (before: 0, after: 2)
+    for version in (0, 2):
+        assert f'r1_eval_pass_at_1{{benchmark="synthetic",model="job:grpo",weight_version="{version}"}}' in text
