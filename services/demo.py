@@ -118,7 +118,7 @@ def run_demo(rl_minutes: float | None = None, rl_eval_problems: int | None = Non
                 f"{method}: {code}, {seconds * 1000:.1f} ms",
                 ", ".join(f"{m} {c}={v:.0f}" for (_, m, c), v in sorted(counts.items())))
         console.print(table)
-        console.print("UNIMPLEMENTED is the honest answer for the services still to come (issues #7-#8).")
+        console.print("UNIMPLEMENTED is the honest answer of the exporter, whose RPCs a later issue builds.")
         verifier, generation = stack.services["verifier"], stack.services["generation"]
         agreed = show_verifier(console, verifier.target, verifier.metrics_port)
         generated = show_generation(console, generation.target, generation.metrics_port, verifier.target,
