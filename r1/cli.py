@@ -2,7 +2,7 @@
 
 This module is the composition root: the only place in `r1` that may reach into `services`, and only
 inside the subcommands that start or call services (`serve`, `demo`, `verify --target`, `generate --target`,
-`train`, `jobs`, `eval`, `lm-eval`),
+`train`, `jobs`, `eval`, `lm-eval`, `up`),
 imported lazily so that `import r1` and `r1 --help` stay cheap and the library itself never depends on the
 wire (see the import-linter contracts in pyproject.toml).
 """
@@ -188,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "after lm-eval goes to lm-eval, e.g. r1 lm-eval --model r1 --model_args "
                     "target=localhost:50051 --tasks gsm8k.", add_help=False)
     lm_eval.set_defaults(run=_lm_eval)
+
+    up = commands.add_parser(
+        "up", help="start the four services as local processes until Ctrl-C (the non-Kubernetes path)",
+        description="Starts the enabled services with `r1 serve`, waits for health SERVING, prints where each "
+                    "listens and writes WORKDIR/state.json (or --state-file); Ctrl-C or SIGTERM drains them all. "
+                    "The YAML config (services/up.py) picks services, ports, each one's --config and --set "
+                    "overrides, and the generation model (default: the tiny teacher, pretrained on first use).")
+    up.add_argument("--config", help="YAML file (see services/up.py)")
+    up.add_argument("--state-file", default="", help="where to write targets, metrics ports, pids and logs")
+    up.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field, dotted (e.g. generation_model=DIR, exporter.enabled=false)")
+    up.set_defaults(run=_up)
 
     demo = commands.add_parser(
         "demo", help="run the stack end to end on the embedded default and print what it measured",
@@ -456,6 +468,22 @@ def _lm_eval(args: argparse.Namespace) -> int:
     from services.evaluator.lm_eval_model import main as lm_eval_main
 
     return lm_eval_main(args.lm_eval_args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.up import load_up_config, run_up
+
+    config = load_up_config(args.config, args.overrides)
+
+    def ready(info: dict) -> None:
+        for name, where in info.items():
+            print(f"{name:10s} SERVING  gRPC {where['target']:21s} metrics http://{where['metrics']}/metrics  "
+                  f"log {where['log']}", flush=True)
+        print("Ctrl-C (or SIGTERM) drains every service.", flush=True)
+
+    codes = run_up(config, args.state_file, on_ready=ready)
+    print(f"drained: {codes}")
+    return 0 if all(code == 0 for code in codes.values()) else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

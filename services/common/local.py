@@ -1,8 +1,8 @@
 """Run services as local processes: start, wait for health SERVING, stop with SIGTERM.
 
-The non-Kubernetes path: the demo and the end-to-end tests use it, and so will `r1 up`. Each service is
-`python -m r1.cli serve NAME` in its own process group on 127.0.0.1, with ports picked by the OS and
-reported back through a port file, so several stacks can run side by side.
+The non-Kubernetes path: the demo, the end-to-end tests and `r1 up` use it. Each service is
+`python -m r1.cli serve NAME` in its own process group, on 127.0.0.1 by default, with ports picked by the OS
+(or the ones asked for) and reported back through a port file, so several stacks can run side by side.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class LocalService:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    requested_port: int = 0  # 0: any free port
+    requested_metrics_port: int = 0
     process: subprocess.Popen | None = None
     port: int = 0
     metrics_port: int | None = None
@@ -56,8 +58,9 @@ class LocalService:
         port_file = workdir / f"{self.name}.ports.json"
         port_file.unlink(missing_ok=True)
         self.log_path = workdir / f"{self.name}.log"
-        cmd = [sys.executable, "-m", "r1.cli", "serve", self.name, "--host", self.host, "--port", "0",
-               "--metrics-host", self.host, "--metrics-port", "0", "--port-file", str(port_file), *self.args]
+        cmd = [sys.executable, "-m", "r1.cli", "serve", self.name, "--host", self.host,
+               "--port", str(self.requested_port), "--metrics-host", self.host,
+               "--metrics-port", str(self.requested_metrics_port), "--port-file", str(port_file), *self.args]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                             env={**os.environ, **self.env}, start_new_session=True)
@@ -109,8 +112,10 @@ class LocalStack:
     """Several `LocalService`s started together and stopped together (a context manager)."""
 
     def __init__(self, names: list[str], workdir: Path | None = None, args: dict[str, list[str]] | None = None,
-                 **kwargs):
-        """args: extra `r1 serve` arguments per service name (e.g. the generation service's model)."""
+                 ready_seconds: float = 120.0, **kwargs):
+        """args: extra `r1 serve` arguments per service name (e.g. the generation service's model);
+        ready_seconds: how long each service may take to answer SERVING."""
+        self.ready_seconds = ready_seconds
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="r1-stack-")
         self.workdir = Path(workdir or self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,7 @@ class LocalStack:
             for service in self.services.values():
                 service.start(self.workdir)
             for service in self.services.values():
-                service.wait_serving()
+                service.wait_serving(self.ready_seconds)
         except BaseException:
             self.stop()
             raise
