@@ -1,8 +1,8 @@
 """The engine's cache store: one row ("slot") per running sample, per cached layer, growing on demand.
 
-Each cached layer is a buffer [slots, capacity, width] (for the teacher: width = kv_lora_rank +
-qk_rope_head_dim, the compressed MLA entry; for transformers students: the key or the value heads
-flattened). A sample owns one slot from admission to its end; a decode step gathers the slots of the running
+Each cached layer is a buffer [slots, capacity, width] (the teacher's: width = kv_lora_rank +
+qk_rope_head_dim, the compressed MLA entry; transformers students keep their keys and values in their own
+packed buffers instead, see `hf_runner.py`). A sample owns one slot from admission to its end; a decode step gathers the slots of the running
 samples up to the longest length among them (`gather`), the model attends over that ragged batch with a key
 mask, and the new entries are written back at each sample's own length (`write`). Nothing is copied per
 sample per step, and a finished sample frees its slot at once (`free`), which is what lets requests join

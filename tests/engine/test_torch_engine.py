@@ -261,6 +261,29 @@ def test_transformers_students_decode_like_their_own_generate(make_engine, stude
         assert [list(o.token_ids) for o in outputs] == [expected, expected]
 
 
+def test_students_join_and_leave_the_running_batch_with_seeded_samples_and_raw_logprobs(make_engine, student_dir):
+    """Four slots, five sampled requests of different lengths: finished samples free their rows to later
+    requests, and every sample is still the one it draws alone, with the model's own log-probabilities."""
+    engine = make_engine(model=str(student_dir), max_num_seqs=4)
+    lengths = [3, 12, 5, 9, 7]
+    requests = [request(PROMPTS[i % 3], f"s{i}", n=1 + i % 2, temperature=1.0, max_tokens=m, seed=i,
+                        ignore_eos=True) for i, m in enumerate(lengths)]
+    together = engine.collect(*requests)
+    alone = [engine.collect(r)[0] for r in requests]
+    assert [[o.token_ids for o in outputs] for outputs in together] == [[o.token_ids for o in a] for a in alone]
+    assert [[len(o.token_ids) for o in outputs] for outputs in together] == [[m] * (1 + i % 2)
+                                                                            for i, m in enumerate(lengths)]
+    assert engine.engine.stats() == {"running": 0, "waiting": 0, "cache_bytes": 0}
+    model = AutoModelForCausalLM.from_pretrained(str(student_dir), dtype=torch.float32).eval()
+    for r, outputs in zip(requests, together):
+        for output in outputs:
+            ids = torch.tensor([list(r.prompt_ids) + list(output.token_ids)])
+            with torch.no_grad():
+                logprobs = model(ids).logits[0].log_softmax(-1)
+            expected = [float(logprobs[len(r.prompt_ids) - 1 + i, t]) for i, t in enumerate(output.token_ids)]
+            assert output.logprobs == pytest.approx(expected, abs=1e-4)
+
+
 def test_sampling_params_defaults_match_the_proto():
     params = SamplingParams()
     assert (params.temperature, params.top_p, params.top_k, params.min_p, params.max_tokens) == (1.0, 1.0, 0, 0.0, 256)

@@ -1,5 +1,7 @@
 """The trainer's view of a completion's log-probabilities is the sampler's: `completion_logprobs` on the
-teacher equals what the torch engine reported while sampling, token for token."""
+teacher equals what the torch engine reported while sampling, token for token. Sharing prompt tokens between
+rows (the teacher's common prefix; a student's prompt per group) changes neither the values nor the gradients
+of the plain full-sequence pass."""
 
 from __future__ import annotations
 
@@ -55,3 +57,60 @@ def test_shared_prefix_keeps_every_rows_last_prompt_token():
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == [1, 2, 3]
     assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == [1, 2]  # one token short of the shortest prompt
     assert shared_prefix([[7, 2], [1, 2]]) == []
+
+
+def tiny_student(kind: str, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    sizes = dict(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=256)
+    if kind == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**sizes, tie_word_embeddings=True)).train()
+    return LlamaForCausalLM(LlamaConfig(**sizes)).train()
+
+
+FRAME = [0, 11, 12, 13, 14, 15]
+LAYOUTS = {
+    # GRPO's: groups of G rows per prompt, prompts of different lengths after a frame they all share
+    "groups": ([FRAME + [20, 21, 22]] * 3 + [FRAME + [30]] * 3 + [FRAME + [40, 41, 42, 43, 44, 45]] * 2,
+               [[50, 51, 52], [53], [54, 55, 56, 57, 58, 59], [60, 61], [62], [63, 64, 65, 66], [70, 71, 72], [73]]),
+    "no common prefix": ([[5, 6, 7]] * 2 + [[9, 10]] * 2, [[50, 51], [52, 53, 54], [55], [56, 57]]),
+    "one prompt": ([FRAME] * 3, [[50, 51, 52], [53], [54, 55]]),
+    "every row its own prompt": ([FRAME + [20], FRAME + [30, 31], FRAME], [[50, 51], [52], [53, 54, 55]]),
+}
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_students_run_each_prompt_once_with_equal_logprobs_logits_and_gradients(kind, layout):
+    prompts, completions = LAYOUTS[layout]
+    model = tiny_student(kind)
+    weights = torch.arange(1, len(prompts) + 1, dtype=torch.float32)[:, None]  # a different weight per row
+    results = {}
+    for share in (True, False):
+        model.zero_grad()
+        logprobs, mask, logits = completion_logprobs(model, prompts, completions, pad_id=2, with_logits=True,
+                                                     share_prefix=share)
+        (logprobs * weights).sum().backward()
+        results[share] = (logprobs.detach(), mask, logits.detach() * mask[..., None],
+                          {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    (shared, mask, shared_logits, shared_grads), (plain, plain_mask, plain_logits, plain_grads) = results[True], \
+        results[False]
+    assert torch.equal(mask, plain_mask) and mask.sum(dim=1).tolist() == [len(c) for c in completions]
+    assert torch.allclose(shared, plain, atol=1e-5) and (shared[mask == 0] == 0).all()
+    assert torch.allclose(shared_logits, plain_logits, atol=1e-5)
+    assert shared_grads.keys() == plain_grads.keys() == {n for n, _ in model.named_parameters()}
+    for name, grad in shared_grads.items():
+        assert torch.allclose(grad, plain_grads[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_students_share_prompts_with_the_models_attention_implementation():
+    """The shared pass hands transformers 4-D additive masks: eager attention takes them as SDPA does."""
+    prompts, completions = LAYOUTS["groups"]
+    model = tiny_student("qwen2")
+    with torch.no_grad():
+        plain = completion_logprobs(model, prompts, completions, pad_id=2, share_prefix=False)[0]
+        model.set_attn_implementation("eager")
+        eager = completion_logprobs(model, prompts, completions, pad_id=2)[0]
+    assert torch.allclose(eager, plain, atol=1e-5)
