@@ -1,7 +1,8 @@
 # r1-stack: `make demo` and `make test` work on a fresh clone; everything they need is built on the way.
 #
 # setup   .venv with torch==2.13.0 (the local CPU wheel) installed first, then this project (editable)
-#         with its dev extras, then the code sandbox's tools (bubblewrap, prlimit, g++; apt, only if missing).
+#         with its dev extras, then the code sandbox's tools (bubblewrap, prlimit, g++; apt, only if missing)
+#         and the deployment tests' Prometheus (apt `prometheus`, only if missing; tests skip without it).
 #         Re-runs only when pyproject.toml or the install script changes.
 # protos  services/protogen/: Python stubs generated from protos/ (gitignored, never committed).
 
@@ -18,12 +19,13 @@ PYTEST := $(BIN)/python -m pytest
 
 setup: $(STAMP) $(PROTO_STAMP)
 
-$(STAMP): pyproject.toml scripts/install-sandbox-tools.sh
+$(STAMP): pyproject.toml scripts/install-sandbox-tools.sh scripts/install-test-tools.sh
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=python3.x (3.11 matches the torch wheel)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	bash scripts/install-sandbox-tools.sh
+	bash scripts/install-test-tools.sh
 	touch $@
 
 protos: $(PROTO_STAMP)

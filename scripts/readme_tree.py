@@ -21,6 +21,9 @@ OTHER = {
     "Makefile": "setup (venv, torch CPU wheel, editable install), protos, test tiers, demo",
     "pyproject.toml": "package metadata, dependencies, pytest and import-linter settings",
     ".gitignore": "venv, generated stubs, caches",
+    "helm/r1/files/grafana-dashboard.json": "the Grafana dashboard (uid r1-stack): throughput, latency, queues, MTP, RL, sync, pass@1",
+    "helm/r1/templates/NOTES.txt": "what `helm install` prints: how to reach each service (port-forward, grpcurl, /metrics)",
+    "helm/r1/values.schema.json": "JSON schema of values.yaml: types and enums, so a wrong value fails at install",
 }
 
 

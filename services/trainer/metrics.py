@@ -8,6 +8,7 @@ r1_trainer_length_mean{job_id}         its last step's mean completion length, t
 r1_trainer_kl{job_id}                  its last step's mean KL to the reference policy (GRPO)
 r1_trainer_loss{job_id}                its last step's loss
 r1_trainer_step_seconds{job_id}        its last step's wall time
+r1_trainer_sync_seconds{job_id}        its last step's weight sync: pushing the policy to the generation service
 r1_trainer_weight_version{job_id}      the policy version it last pushed to the generation service
 r1_eval_pass_at_1{benchmark,model,weight_version}   held-out pass@1 of each evaluation a GRPO job runs
                                        (benchmark "synthetic", model "job:<job_id>"), the evaluator's gauge
@@ -29,7 +30,7 @@ from services.protogen.trainer.v1 import trainer_pb2 as pb
 
 # metric suffix -> the StepMetrics.values key it shows
 STEP_VALUES = {"reward_mean": "reward_mean", "accuracy": "accuracy", "length_mean": "length_mean", "kl": "kl",
-               "loss": "loss", "step_seconds": "step_seconds"}
+               "loss": "loss", "step_seconds": "step_seconds", "sync_seconds": "sync_seconds"}
 
 
 class TrainerMetrics:
