@@ -25,6 +25,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from r1.engine.slots import doubled_capacity
 from r1.errors import ResourceExhausted
 
 
@@ -103,12 +104,7 @@ class HFRunner:
         """Room for `length` entries per row (doubling, up to the context window plus one)."""
         if length <= self.capacity:
             return
-        if length > self.max_capacity:
-            raise ResourceExhausted(f"{length} cached tokens exceed the cache's {self.max_capacity}")
-        capacity = self.capacity
-        while capacity < length:
-            capacity *= 2
-        capacity, live = min(capacity, self.max_capacity), self.live
+        capacity, live = doubled_capacity(self.capacity, length, self.max_capacity), self.live
         for buffers in (self.keys, self.values):
             for layer, buffer in enumerate(buffers):
                 grown = self._buffer(capacity)

@@ -21,6 +21,16 @@ import torch
 from r1.errors import ResourceExhausted
 
 
+
+def doubled_capacity(capacity: int, length: int, max_capacity: int) -> int:
+    """The capacity that holds `length` entries: `capacity` doubled until it does, capped at `max_capacity`
+    (ResourceExhausted beyond it). Shared by the teacher's slot cache and the students' key/value buffers."""
+    if length > max_capacity:
+        raise ResourceExhausted(f"{length} cached tokens exceed the cache's {max_capacity}")
+    while capacity < length:
+        capacity *= 2
+    return min(capacity, max_capacity)
+
 class SlotCache:
     def __init__(self, layers: int, width: int, slots: int, max_capacity: int, dtype: torch.dtype,
                  device: torch.device | str = "cpu", initial_capacity: int = 256):
@@ -47,12 +57,7 @@ class SlotCache:
         """Make room for `length` tokens in every slot (doubling, up to max_capacity)."""
         if length <= self.capacity:
             return
-        if length > self.max_capacity:
-            raise ResourceExhausted(f"{length} cached tokens exceed the cache's {self.max_capacity}")
-        capacity = self.capacity
-        while capacity < length:
-            capacity *= 2
-        capacity = min(capacity, self.max_capacity)
+        capacity = doubled_capacity(self.capacity, length, self.max_capacity)
         grown = []
         for buffer in self.buffers:
             new = torch.zeros(self.slots, capacity, self.width, dtype=self.dtype, device=self.device)
