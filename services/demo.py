@@ -99,7 +99,7 @@ def run_demo(rl_minutes: float | None = None, rl_eval_problems: int | None = Non
     console.rule("r1-stack demo: the four services on 127.0.0.1")
     started = time.perf_counter()
     serve_teacher = ["--set", f"engine.torch.model={teacher}", "--set", "engine.torch.spec_tokens=1",
-                     "--set", "engine.torch.threads=1"]
+                     "--set", "engine.torch.spec_max_batch=1", "--set", "engine.torch.threads=1"]
     jobs_root = Path("runs") / "demo"  # kept after the demo: the curves and metrics it points at live here
     stack = LocalStack(list(SERVICES), args={"generation": serve_teacher,
                                              "trainer": ["--set", f"trainer.jobs_root={jobs_root.resolve()}"]})

@@ -19,6 +19,8 @@ written back at each sample's length (`slots.py`).
      the target logits for every draft and the bonus token;
   4. commit: the scheduler accepts a drafts per sample; the main cache keeps n + a + 1 entries, the
      module's speculative entries are dropped, and the a + 1 true hidden states become the next catch-up.
+  A plain decode step may come between speculative ones (the engine drops speculation while the batch is
+  large): it queues its token and hidden state for the next catch-up, so the module's cache stays whole.
   Greedy acceptance keeps exactly the tokens plain greedy decoding would produce; the verify pass and plain
   decode use the same absorbed attention, so outputs agree token for token (float rounding across
   different batch shapes can, in principle, flip a near-tie argmax; the tests pin exactness on real runs).
@@ -120,8 +122,13 @@ class TeacherRunner:
 
     @torch.no_grad()
     def decode(self, slots: list[int], tokens: torch.Tensor) -> torch.Tensor:
-        """One token per slot (tokens [B]); returns next-token logits [B, V]."""
-        logits, _ = self._main_step(slots, tokens[:, None])
+        """One token per slot (tokens [B]); returns next-token logits [B, V]. With speculation on, the pairs
+        (h_n, t_n) join each slot's catch-up, for the module to run at the next `propose`."""
+        logits, hidden = self._main_step(slots, tokens[:, None])
+        if self.mtp is not None:
+            for b, slot in enumerate(slots):
+                self.catch_up_hidden[slot] = torch.cat([self.catch_up_hidden[slot], hidden[b]])
+                self.catch_up_tokens[slot].append(int(tokens[b]))
         return logits[:, 0]
 
     @torch.no_grad()

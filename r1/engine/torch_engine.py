@@ -49,7 +49,9 @@ class TorchEngineConfig:
     dtype: float32 | bfloat16 | float16; device: cpu | cuda[:i]; max_num_seqs: samples decoded at once
     (cache slots); max_waiting: requests queued beyond those before RESOURCE_EXHAUSTED; max_context_tokens:
     prompt + completion limit (0: the model's max_position_embeddings); spec_tokens: MTP draft tokens per
-    step (0: off; needs a checkpoint with MTP modules); threads: torch intra-op threads (0: torch's
+    step (0: off; needs a checkpoint with MTP modules); spec_max_batch: speculate only in steps running at
+    most this many samples, plain steps above it (0: no limit; vLLM's speculative_disable_by_batch_size:
+    a big batch already fills the matrix units, so drafts cost more than they save); threads: torch intra-op threads (0: torch's
     default); weight_version: the version the startup weights are served as."""
 
     model: str = ""
@@ -59,6 +61,7 @@ class TorchEngineConfig:
     max_waiting: int = 1024
     max_context_tokens: int = 0
     spec_tokens: int = 0
+    spec_max_batch: int = 0
     threads: int = 0
     weight_version: int = 0
 
@@ -71,7 +74,7 @@ class TorchEngineConfig:
         for name in ("max_num_seqs", "max_waiting"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{section}.{name}", f"must be >= 1, got {getattr(self, name)}")
-        for name in ("max_context_tokens", "spec_tokens", "threads"):
+        for name in ("max_context_tokens", "spec_tokens", "spec_max_batch", "threads"):
             if getattr(self, name) < 0:
                 raise InvalidArgument(f"{section}.{name}", f"must be >= 0, got {getattr(self, name)}")
 
@@ -360,7 +363,7 @@ class TorchEngine:
         runner = self.loaded.runner
         slots = [s.slot for s in samples]
         pending = torch.tensor([s.pending for s in samples])
-        if runner.spec_tokens:
+        if runner.spec_tokens and not 0 < self.config.spec_max_batch < len(samples):
             self._speculative_step(samples, slots, pending)
         else:
             logits = runner.decode(slots, pending)

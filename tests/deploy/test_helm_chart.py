@@ -34,6 +34,7 @@ SCENARIOS: dict[str, dict] = {
                             "speculative": {"enabled": True, "numTokens": 2}}},
     "sglang": {"generation": {"engine": "sglang", "model": {"source": "hub", "hub": {"repoId": "org/model"}},
                               "speculative": {"enabled": True}}},
+    "torch-mtp": {"generation": {"speculative": {"enabled": True, "numTokens": 2, "maxBatch": 4}}},
     "secured": {"auth": {"existingSecret": "r1-token"}, "tls": {"existingSecret": "r1-tls", "mutual": True},
                 "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
                 "verifier": {"sandbox": {"relaxForUserNamespaces": True}, "autoscaling": {"enabled": False}}},
@@ -233,6 +234,16 @@ def test_gpus_go_to_the_engine_container(rendered):
     assert hostpath["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1  # torch on a GPU
     trainer = one(rendered["degraded-hostpath"], "StatefulSet", "trainer")["spec"]["template"]["spec"]
     assert trainer["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+
+
+def test_torch_engine_speculation_settings(rendered, tmp_path):
+    from r1.config import load_config
+    from services.common.registry import service_module
+
+    path = tmp_path / "generation.yaml"
+    path.write_text(one(rendered["torch-mtp"], "ConfigMap", "generation")["data"]["config.yaml"])
+    engine = load_config(service_module("generation").Config, path, environ={}).engine.torch
+    assert (engine.spec_tokens, engine.spec_max_batch) == (2, 4)
 
 
 def test_sglang_sidecar_flags(rendered):

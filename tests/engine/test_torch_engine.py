@@ -99,6 +99,25 @@ def test_mtp_speculation_is_token_for_token_plain_greedy(make_engine, patterned_
         assert r[0].logprobs == pytest.approx(e[0].logprobs, abs=1e-4)
 
 
+def test_speculation_pauses_while_the_batch_is_large_and_stays_exact(make_engine, patterned_teacher_dir):
+    plain = make_engine(model=str(patterned_teacher_dir))
+    switching = make_engine(model=str(patterned_teacher_dir), spec_tokens=2, spec_max_batch=2)
+    prompts = [PATTERN[:3], PATTERN[2:] + PATTERN, PROMPTS[0], PROMPTS[2]]
+    requests = [request(p, f"r{i}", temperature=0, max_tokens=6 + 8 * i, ignore_eos=True)
+                for i, p in enumerate(prompts)]
+    expected, got = plain.collect(*requests), switching.collect(*requests)
+    assert [[o.token_ids for o in r] for r in got] == [[o.token_ids for o in r] for r in expected]
+    drafted = [r[0].spec_draft_tokens for r in got]
+    assert drafted[0] == 0  # it ran only in steps of 3-4 samples: plain steps
+    assert drafted[3] > 0  # the longest ran on alone (and with one other) after the short ones ended
+    assert got[3][0].spec_accepted_tokens > 0
+
+
+def test_a_negative_spec_max_batch_is_refused(make_engine, patterned_teacher_dir):
+    with pytest.raises(InvalidArgument, match="spec_max_batch"):
+        make_engine(model=str(patterned_teacher_dir), spec_tokens=1, spec_max_batch=-1)
+
+
 def test_speculative_sampling_is_seeded_and_ends_samples_like_plain_decoding(make_engine, patterned_teacher_dir):
     engine = make_engine(model=str(patterned_teacher_dir), spec_tokens=2)
     sampled = request(PATTERN[:4], "s", n=3, temperature=0.7, max_tokens=15, seed=11, ignore_eos=True)
