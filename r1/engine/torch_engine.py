@@ -50,9 +50,10 @@ class TorchEngineConfig:
     (cache slots); max_waiting: requests queued beyond those before RESOURCE_EXHAUSTED; max_context_tokens:
     prompt + completion limit (0: the model's max_position_embeddings); spec_tokens: MTP draft tokens per
     step (0: off; needs a checkpoint with MTP modules); spec_max_batch: speculate only in steps running at
-    most this many samples, plain steps above it (0: no limit; vLLM's speculative_disable_by_batch_size:
-    a big batch already fills the matrix units, so drafts cost more than they save); threads: torch intra-op threads (0: torch's
-    default); weight_version: the version the startup weights are served as."""
+    most this many samples, plain steps above (0: no limit; vLLM's speculative_disable_by_batch_size: a
+    large batch is compute-bound, so verifying k + 1 tokens per sample costs about k + 1 plain steps and
+    rejected drafts are lost work); threads: torch intra-op threads (0: torch's default); weight_version:
+    the version the startup weights are served as."""
 
     model: str = ""
     dtype: str = "float32"
