@@ -1,10 +1,11 @@
 """The generation part of `make demo`: the pretrained tiny teacher samples held-out problems, the verifier scores.
 
 The evaluation flow of the architecture in miniature, through the live services: held-out problems of the
-teacher's own recipe (never seen in its training) in the R1-Zero prompt go to the generation service (n samples each, the R1 protocol's temperature 0.6 and
-top-p 0.95, MTP speculation on), every sample goes to the verifier's math checker (strict profile, as RL
-scores it), and the demo prints pass@1 per task, the generation throughput, and the speculative-decoding
-acceptance the service's /metrics counted.
+teacher's own recipe (never seen in its training) in the R1-Zero prompt go to the generation service (n
+samples each, the R1 protocol's temperature 0.6 and top-p 0.95, MTP speculation in steps of one sample),
+every sample goes to the verifier's math checker (strict profile, as RL scores it), and the demo prints
+pass@1 per task, the generation throughput, and the speculative-decoding acceptance the service's /metrics
+counted.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def show_generation(console: Console, generation_target: str, generation_metrics
     if drafted:
         console.print(f"MTP speculation (from /metrics): {accepted:.0f} of {drafted:.0f} draft tokens accepted "
                       f"({accepted / drafted:.0%})")
+    else:
+        console.print("MTP speculation (from /metrics): no drafts: the engine speculates only in steps of at most "
+                      "spec_max_batch samples (1 here: on CPU, MTP pays only for a lone sample, "
+                      "benchmarks/spec_batch.py)")
     counted = totals.get("r1_generation_tokens_total{kind=completion}", 0.0)
     console.print(f"r1_generation_tokens_total{{kind=completion}}: {counted:.0f}")
     return len(verdicts) == len(items) == len(chosen) * n and counted >= tokens

@@ -32,7 +32,7 @@ def test_demo_runs_the_stack_end_to_end():
     assert re.search(r"generation -> verifier: 20 held-out problems x n=4", out)
     passed = re.search(r"all\s*│\s*20\s*│\s*80\s*│\s*([0-9.]+)", out)
     assert passed and 0 <= float(passed[1]) <= 1
-    assert re.search(r"MTP speculation \(from /metrics\): \d+ of \d+ draft tokens accepted", out)
+    assert re.search(r"MTP speculation \(from /metrics\): (\d+ of \d+ draft tokens accepted|no drafts)", out)
     assert re.search(r"state JOB_STATE_SUCCEEDED", out)
     r1_zero = re.search(r"held-out pass@1 \(k=8, T=0\.6, top-p 0\.95, 20 problems\): before ([0-9.]+)% -> after "
                         r"([0-9.]+)%", out)

