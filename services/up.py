@@ -15,7 +15,8 @@ drains them all with SIGTERM. Choices:
 host: 127.0.0.1
 workdir: runs/up                 # logs, port files, state.json
 generation_model: teacher        # or a checkpoint directory / hub id, or "" (see above)
-generation: {port: 50051, metrics_port: 9101, config: "", set: ["engine.torch.spec_tokens=1", "engine.torch.spec_max_batch=1"]}
+generation: {port: 50051, metrics_port: 9101, config: "",
+             set: ["engine.torch.spec_tokens=1", "engine.torch.spec_max_batch=1"]}
 verifier: {enabled: true}
 trainer: {set: ["trainer.jobs_root=runs/up/jobs"]}
 exporter: {enabled: false}
