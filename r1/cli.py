@@ -376,7 +376,7 @@ def _train(args: argparse.Namespace) -> int:
 
     def show(m) -> None:
         print(f"step {m.step:4d}  reward {m.reward_mean:.3f}  accuracy {m.accuracy:.3f}  length {m.length_mean:5.1f}"
-              f"  zero-var {m.zero_variance_groups:.2f}  {sum(m.seconds.values()):.1f}s", flush=True)
+              f"  zero-var {m.zero_variance_groups:.2f}  {m.values()['step_seconds']:.1f}s", flush=True)
 
     try:
         summary = run_grpo(recipe, output, generation, verifier, base, on_step=show)["summary"]

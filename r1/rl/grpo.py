@@ -27,12 +27,13 @@ seeds derive from the step, so a resumed step samples what the first attempt sam
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,14 @@ class GRPOConfig:
     (groups with all-equal rewards are dropped and more prompts sampled, up to `max_refills` extra rounds per
     step); overlong_buffer: DAPO's soft overlong penalty over the last that many tokens (0: off);
     rollout_concurrency: prompts in flight together (1 makes the engine's batches, hence the run,
-    reproducible bit for bit); bias_update_speed; seed; max_minutes: wall-clock budget for the steps;
-    checkpoint_every: steps between checkpoints (0: only the final one), keep_checkpoints: how many to keep."""
+    reproducible bit for bit); async_rollouts: one-step off-policy pipelining (verl's one-step-off-policy
+    trainer, AReaL and PipelineRL allow more staleness): step t + 1's rollouts are sampled by the served policy
+    (one update behind) while step t trains, so a step takes the longer of the two instead of their sum; the
+    clipped ratio is then taken against that behaviour policy, whose log-probs the trainer recomputes from a
+    snapshot of its weights (exact, whatever the backend); the pipeline drains before every checkpoint, so a
+    resumed run still repeats an uninterrupted one; bias_update_speed; seed; max_minutes: wall-clock budget
+    for the steps; checkpoint_every: steps between checkpoints (0: only the final one), keep_checkpoints: how
+    many to keep."""
 
     steps: int = 40
     prompts_per_step: int = 16
@@ -92,6 +99,7 @@ class GRPOConfig:
     max_refills: int = 2
     overlong_buffer: int = 0
     rollout_concurrency: int = 16
+    async_rollouts: bool = False
     bias_update_speed: float = 1e-3
     seed: int = 0
     max_minutes: float = 10.0
@@ -172,12 +180,14 @@ class StepMetrics:
     sync_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     version: int = 0
+    wall_seconds: float = 0.0
 
     def values(self) -> dict[str, float]:
-        """Flat name -> number (the trainer service's StepMetrics.values, the metrics log)."""
-        flat = {k: float(v) for k, v in asdict(self).items() if k not in ("seconds", "step")}
+        """Flat name -> number (the trainer service's StepMetrics.values, the metrics log). step_seconds is the
+        step's wall time: with async rollouts, generation and verify overlap train, so the parts add up to more."""
+        flat = {k: float(v) for k, v in asdict(self).items() if k not in ("seconds", "step", "wall_seconds")}
         flat.update({f"{k}_seconds": v for k, v in self.seconds.items()})
-        flat["step_seconds"] = sum(self.seconds.values())
+        flat["step_seconds"] = self.wall_seconds or sum(self.seconds.values())
         return flat
 
 
@@ -383,9 +393,10 @@ class Update:
 
 
 def update_policy(model, optimizer, batch: Batch, config: GRPOConfig, ref_model, pad: int, eos: int,
-                  step: int) -> Update:
+                  step: int, behaviour=None) -> Update:
     """Advantages, pi_old (and the reference's) log-probs, `mu` clipped updates with gradient clipping, then
-    the MoE routing-bias update."""
+    the MoE routing-bias update. behaviour: a model holding the weights that sampled the batch when they are
+    not the policy's (async rollouts); pi_old is then its log-probs."""
     group_advantages = (adv.centred_advantages(batch.rewards.total, config.group_size) if config.loss == "dr_grpo"
                         else adv.grpo_advantages(batch.rewards.total, config.group_size))
     row_prompts = [p for p in batch.prompts for _ in range(config.group_size)]
@@ -393,8 +404,11 @@ def update_policy(model, optimizer, batch: Batch, config: GRPOConfig, ref_model,
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, config)
     model.train()
-    with torch.no_grad():  # pi_old: with one inner update it is the policy itself, detached
-        old = completion_logprobs(model, row_prompts, completions, pad)[0] if config.mu > 1 else None
+    with torch.no_grad():  # pi_old: with one inner update of on-policy samples it is the policy itself, detached
+        if behaviour is not None:
+            old = completion_logprobs(behaviour.train(), row_prompts, completions, pad)[0]
+        else:
+            old = completion_logprobs(model, row_prompts, completions, pad)[0] if config.mu > 1 else None
         ref = completion_logprobs(ref_model, row_prompts, completions, pad)[0] if ref_model is not None else None
     for _ in range(config.mu):
         logprobs, mask, logits = completion_logprobs(model, row_prompts, completions, pad, with_logits=True)
@@ -458,28 +472,38 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
         history["pass_at_1_before"] = history["evaluations"][0][1]
     started, spent_before = time.perf_counter(), history["seconds"]
     step = first - 1
-    for step in range(first, config.steps + 1):
-        batch = collect(generation, verifier, tokenizer, spec, stream, config, step)
-        timings, tick = dict(batch.seconds), time.perf_counter()
-        update = update_policy(model, optimizer, batch, config, ref_model, pad, eos, step)
-        timings["train"], tick = time.perf_counter() - tick, time.perf_counter()
-        version, sync_bytes = push_weights(generation, model, version + 1), tensor_bytes(model)
-        timings["sync"] = time.perf_counter() - tick
-        metrics = step_metrics(step, batch, update, config, timings, version, sync_bytes)
-        history["steps"].append(metrics)
-        if on_step is not None:
-            on_step(metrics)
-        if evaluation.every and step % evaluation.every == 0 and heldout:
-            evaluated(step)
-        history["seconds"] = spent_before + time.perf_counter() - started
-        stop = should_stop() or history["seconds"] > config.max_minutes * 60
-        if checkpoints is not None and (stop or step == config.steps or (
-                config.checkpoint_every and step % config.checkpoint_every == 0)):
-            save(checkpoints, model, tokenizer, optimizer, stream, history, step, version, config,
-                 final=stop or step == config.steps, on_checkpoint=on_checkpoint)
-        if stop:
-            log.warning("stopping after step %d (%s)", step, "asked to" if should_stop() else "time budget spent")
-            break
+    with Rollouts(generation, verifier, tokenizer, spec, stream, config, model) as rollouts:
+        for step in range(first, config.steps + 1):
+            step_started = time.perf_counter()
+            batch, behaviour = rollouts.batch_for(step)
+            if config.async_rollouts and not checkpoint_due(config, step):
+                rollouts.prefetch(step + 1)
+            timings, tick = dict(batch.seconds), time.perf_counter()
+            update = update_policy(model, optimizer, batch, config, ref_model, pad, eos, step, behaviour)
+            timings["train"], tick = time.perf_counter() - tick, time.perf_counter()
+            waited = rollouts.settle()  # the next batch is sampled before the weights change
+            if config.async_rollouts:
+                timings["rollout_wait"] = waited
+            tick = time.perf_counter()
+            version, sync_bytes = push_weights(generation, model, version + 1), tensor_bytes(model)
+            timings["sync"] = time.perf_counter() - tick
+            metrics = step_metrics(step, batch, update, config, timings, version, sync_bytes,
+                                   wall=time.perf_counter() - step_started)
+            history["steps"].append(metrics)
+            if on_step is not None:
+                on_step(metrics)
+            if evaluation.every and step % evaluation.every == 0 and heldout:
+                evaluated(step)
+            history["seconds"] = spent_before + time.perf_counter() - started
+            stop = should_stop() or history["seconds"] > config.max_minutes * 60
+            if stop:
+                rollouts.discard()  # the prompts of a batch that will not train go back to the cursor
+            if checkpoints is not None and (stop or checkpoint_due(config, step)):
+                save(checkpoints, model, tokenizer, optimizer, stream, history, step, version, config,
+                     final=stop or step == config.steps, on_checkpoint=on_checkpoint)
+            if stop:
+                log.warning("stopping after step %d (%s)", step, "asked to" if should_stop() else "time budget spent")
+                break
     if heldout and (not history["evaluations"] or history["evaluations"][-1][0] != step):
         evaluated(step)
     history["pass_at_1_after"] = history["evaluations"][-1][1] if history["evaluations"] else float("nan")
@@ -520,7 +544,7 @@ def served_tensors(model) -> dict[str, torch.Tensor]:
 
 
 def step_metrics(step: int, batch: Batch, update: Update, config: GRPOConfig, timings: dict[str, float],
-                 version: int, sync_bytes: int) -> StepMetrics:
+                 version: int, sync_bytes: int, wall: float = 0.0) -> StepMetrics:
     """Rewards, lengths and reflection words over every sample drawn this step (dropped groups included, so
     they describe the policy, not the filter); loss-side diagnostics over the groups trained on."""
     sampled = batch.sampled
@@ -539,7 +563,7 @@ def step_metrics(step: int, batch: Batch, update: Update, config: GRPOConfig, ti
         reflection_rate=sum(any(w in t for w in REFLECTION_WORDS) for t in texts) / len(texts),
         loss=update.loss, grad_norm=update.grad_norm, learning_rate=learning_rate(step, config),
         groups_used=len(batch.problems), tokens_per_second=sum(lengths) / max(timings["generation"], 1e-9),
-        sync_bytes=sync_bytes, seconds=timings, version=version)
+        sync_bytes=sync_bytes, seconds=timings, version=version, wall_seconds=wall)
 
 
 class LocalGeneration:
@@ -581,3 +605,75 @@ class LocalGeneration:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+def checkpoint_due(config: GRPOConfig, step: int) -> bool:
+    """Whether `step` ends with a checkpoint (besides the one a stop writes): every `checkpoint_every` steps and
+    the last. Async rollouts drain before these, whether or not the run writes checkpoints, so that the run is
+    the same either way."""
+    return step == config.steps or bool(config.checkpoint_every and step % config.checkpoint_every == 0)
+
+
+@dataclass
+class _Prefetch:
+    step: int
+    future: Future
+    cursor: dict[str, int]
+    behaviour: torch.nn.Module
+
+
+class Rollouts:
+    """Where each step's batch comes from: collected when asked (synchronous GRPO), or prefetched on a worker
+    thread while the previous step trains (`async_rollouts`). A prefetched batch comes with its behaviour
+    policy: a copy of the policy made when the prefetch started, which holds the weights the backend served
+    then (the loop pushes new weights only after the prefetch has finished: `settle`). Two copies take turns,
+    one for the batch training now and one for the batch being sampled."""
+
+    def __init__(self, generation, verifier, tokenizer, spec: RewardSpec, stream: PromptStream, config: GRPOConfig,
+                 model):
+        self._collect = lambda step: collect(generation, verifier, tokenizer, spec, stream, config, step)
+        self.stream, self.model = stream, model
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="r1-rollouts") if config.async_rollouts else None
+        self._pending: _Prefetch | None = None
+        self._in_use: torch.nn.Module | None = None
+        self._spare: torch.nn.Module | None = None
+
+    def __enter__(self) -> Rollouts:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def batch_for(self, step: int) -> tuple[Batch, torch.nn.Module | None]:
+        """(batch, behaviour): the behaviour model is None when the batch was sampled by the policy as it is."""
+        if self._pending is None:
+            return self._collect(step), None
+        pending, self._pending = self._pending, None
+        if pending.step != step:
+            raise RuntimeError(f"prefetched step {pending.step}, asked for step {step}")
+        batch = pending.future.result()
+        self._spare, self._in_use = self._in_use, pending.behaviour
+        return batch, pending.behaviour
+
+    def prefetch(self, step: int) -> None:
+        """Starts sampling `step`'s batch with the weights served now (the policy's, before this step's update)."""
+        behaviour = self._spare if self._spare is not None else copy.deepcopy(self.model).requires_grad_(False)
+        self._spare = None
+        behaviour.load_state_dict(self.model.state_dict())
+        cursor = self.stream.state()
+        self._pending = _Prefetch(step, self._pool.submit(self._collect, step), cursor, behaviour)
+
+    def settle(self) -> float:
+        """Waits for the prefetch (its errors surface here); returns the seconds waited."""
+        tick = time.perf_counter()
+        if self._pending is not None:
+            self._pending.future.result()
+        return time.perf_counter() - tick
+
+    def discard(self) -> None:
+        """Drops a prefetched batch and gives its prompts back to the data cursor (the run stops before it)."""
+        if self._pending is not None:
+            self.settle()
+            self.stream.restore(self._pending.cursor)
+            self._pending = None

@@ -71,3 +71,62 @@ def test_the_reward_rises_under_grpo(bilingual_teacher_dir):
     first = sum(m.reward_mean for m in steps[:4]) / 4
     last = sum(m.reward_mean for m in steps[-4:]) / 4
     assert last > first + 0.1, [round(m.reward_mean, 3) for m in steps]
+
+
+class RecordingGeneration:
+    """The in-process backend, noting the weight version it serves at each generate call."""
+
+    def __init__(self, inner: LocalGeneration):
+        self.inner, self.served_at_generate = inner, []
+
+    def generate(self, prompt_ids, **kwargs):
+        self.served_at_generate.append(self.inner.engine.info.weight_version)
+        return self.inner.generate(prompt_ids, **kwargs)
+
+    def update_weights(self, version, tensors):
+        return self.inner.update_weights(version, tensors)
+
+    def model_info(self):
+        return self.inner.model_info()
+
+
+def async_run(teacher_dir, checkpoints=None, should_stop=lambda: False):
+    """Three async GRPO steps of two prompts (one generate call each, one at a time): (model, backend, metrics)."""
+    train_set, _ = split(["word"], 20, 0, seed=0, difficulty=1)
+    model = load_pretrained(teacher_dir)
+    generation = RecordingGeneration(LocalGeneration(TorchEngine(TorchEngineConfig(model=str(teacher_dir),
+                                                                                   threads=1))))
+    config = GRPOConfig(steps=3, prompts_per_step=2, group_size=4, max_tokens=12, lr=1e-2, temperature=1.5,
+                        dynamic_sampling=False, rollout_concurrency=1, async_rollouts=True)
+    steps = []
+    try:
+        with Verifier(VerifierConfig(workers=1, math_workers=1)) as verifier:
+            train(model, load_tokenizer(str(teacher_dir)), generation, verifier, train_set, [], config,
+                  EvalConfig(problems=0), on_step=steps.append, spec=SPEC, checkpoints=checkpoints,
+                  should_stop=should_stop)
+        assert torch.equal(generation.inner.engine.loaded.parameters["lm_head.weight"], model.lm_head.weight.detach())
+    finally:
+        generation.inner.close()
+    return model, generation, steps
+
+
+def test_async_rollouts_sample_each_step_one_update_behind_and_repeat_exactly(bilingual_teacher_dir):
+    model, generation, steps = async_run(bilingual_teacher_dir)
+    # step 1 is sampled before any update; step 2 while step 1 trains (version 0 served); step 3 while step 2
+    # trains (version 1); the last step drains the pipeline (nothing is sampled for a step 4)
+    assert generation.served_at_generate == [0, 0, 0, 0, 1, 1]
+    assert [m.version for m in steps] == [1, 2, 3]
+    assert all("rollout_wait" in m.seconds for m in steps)
+    assert all(m.values()["step_seconds"] == m.wall_seconds > 0 for m in steps)
+    assert steps[0].clip_fraction == 0  # on-policy: the ratio is 1
+    again, _, _ = async_run(bilingual_teacher_dir)
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_stopped_async_run_gives_the_prefetched_prompts_back(bilingual_teacher_dir, tmp_path):
+    from r1.rl.checkpoint import latest_checkpoint, load_state
+
+    _, generation, steps = async_run(bilingual_teacher_dir, checkpoints=tmp_path, should_stop=lambda: True)
+    assert len(steps) == 1 and generation.served_at_generate == [0, 0, 0, 0]  # step 2 was sampled, then dropped
+    state = load_state(latest_checkpoint(tmp_path))
+    assert state.step == 1 and state.cursor == {"epoch": 0, "position": 2}  # only step 1's two prompts used
