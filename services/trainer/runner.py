@@ -274,11 +274,10 @@ class JobRunner:
             run.step = int(number)
             if "version" in clean:
                 run.weight_version = int(clean["version"])
-            recorded = self._record(run, {"step": run.step, "metrics": json.dumps(clean),
-                                          "weight_version": run.weight_version},
-                                    [convert.step_event(job_id, run.step, clean)])
-            if recorded and self.metrics is not None:
+            if self.metrics is not None:  # gauges first: whoever sees the step in the store sees it on /metrics
                 self.metrics.observe_step(job_id, run.step, clean, run.weight_version)
+            self._record(run, {"step": run.step, "metrics": json.dumps(clean), "weight_version": run.weight_version},
+                         [convert.step_event(job_id, run.step, clean)])
 
         def checkpoint(number: int, path: str, version: int, final: bool) -> None:
             if final and run.shutdown and not run.cancelled and not run.finished():

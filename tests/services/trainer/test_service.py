@@ -220,10 +220,10 @@ def test_list_jobs_filters_and_pages_newest_first(tmp_path):
         submit(stub, "sft-1", stage=pb.STAGE_SFT, config={})
         wait_for(stub, "sft-1", {pb.JOB_STATE_SUCCEEDED})
         page = stub.ListJobs(pb.ListJobsRequest(page_size=2, stage=pb.STAGE_GRPO))
-        submit(stub, "later", config={"grpo": {"steps": 1}, "eval": {"every": 0}})  # pages do not shift
-        rest = stub.ListJobs(pb.ListJobsRequest(page_size=10, page_token=page.next_page_token, stage=pb.STAGE_GRPO))
         sft = stub.ListJobs(pb.ListJobsRequest(stage=pb.STAGE_SFT))
         done = stub.ListJobs(pb.ListJobsRequest(state=pb.JOB_STATE_SUCCEEDED, stage=pb.STAGE_GRPO))
+        submit(stub, "later", config={"grpo": {"steps": 1}, "eval": {"every": 0}})  # pages do not shift
+        rest = stub.ListJobs(pb.ListJobsRequest(page_size=10, page_token=page.next_page_token, stage=pb.STAGE_GRPO))
         everything = stub.ListJobs(pb.ListJobsRequest())
         with pytest.raises(grpc.RpcError) as error:
             stub.ListJobs(pb.ListJobsRequest(page_token=page.next_page_token))  # other filters than its page
