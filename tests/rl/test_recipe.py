@@ -9,16 +9,19 @@ from r1.rl.recipe import ROOT, heldout_problems, load_grpo_recipe, training_prob
 from services.trainer.jobs import DatasetSpec, JobSpec, validate_job
 
 RECIPE = ROOT / "recipes" / "r1-zero-tiny.yaml"
+R1_ZERO_RECIPES = pytest.mark.parametrize("path", [RECIPE, ROOT / "recipes" / "r1-zero-word.yaml"], ids=lambda p: p.stem)
 
 
-def test_the_r1_zero_recipe_follows_the_r1_protocol_for_evaluation():
-    recipe = load_grpo_recipe(RECIPE)
+@R1_ZERO_RECIPES
+def test_the_r1_zero_recipes_follow_the_r1_protocol_for_evaluation(path):
+    recipe = load_grpo_recipe(path)
     assert (recipe.eval.k, recipe.eval.temperature, recipe.eval.top_p) == (8, 0.6, 0.95)
     assert recipe.grpo.max_minutes == 10 and recipe.reward.accuracy == recipe.reward.format == 1.0
 
 
-def test_training_problems_are_fresh_and_never_a_heldout_prompt():
-    recipe = load_grpo_recipe(RECIPE)
+@R1_ZERO_RECIPES
+def test_training_problems_are_fresh_and_never_a_heldout_prompt(path):
+    recipe = load_grpo_recipe(path)
     heldout = heldout_problems(recipe.teacher_recipe)
     train = training_problems(recipe.data, heldout)
     assert len(train) > 3000 and not {p.prompt for p in train} & {p.prompt for p in heldout}
