@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from r1.rl.checkpoint import latest_checkpoint, load_state
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = 5
+STEPS = 12  # margin: a tiny step takes tens of ms, and under load the poll below can wake several steps late
 
 
 def command(base: Path, output: Path, schedule: tuple[str, ...]) -> list[str]:
@@ -40,7 +40,7 @@ def final_weights(output: Path) -> dict[str, torch.Tensor]:
 
 
 SCHEDULES = {"sync": ("grpo.checkpoint_every=1", "grpo.async_rollouts=false"),
-             # checkpoints after steps 2 and 4: steps 1 and 3 sample the next step's batch while they train
+             # checkpoints after even steps: odd steps sample the next step's batch while they train
              "async": ("grpo.checkpoint_every=2", "grpo.async_rollouts=true")}
 
 
