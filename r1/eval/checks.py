@@ -8,7 +8,9 @@
   after `</think>`), in the fence's language (Python unless tagged C++; always Python for assert tests),
   with the record's io tests, assert tests and entry point, scored all-or-nothing (a problem counts as
   solved only when every test passes) and stopped at the first failure (the reward cannot change after
-  it). Default per-test limits; an item with many tests gets a longer deadline (`code_deadline`).
+  it). io tests run under the default per-test limits and an item with many of them gets a longer deadline;
+  an assert test is a whole check block, so it runs under `ASSERT_BLOCK_SECONDS` (`code_limits`,
+  `code_deadline`).
 
 `oracle_response(record)` writes the benchmark's own reference as a response (it must score 100%: the check
 for the loaders and the grader together) and `wrong_response(record)` one that must score 0. Codeforces and
@@ -22,9 +24,10 @@ import string
 
 from r1.data.records import EvalRecord
 from r1.errors import InvalidArgument
-from r1.rewards.code import ALL_OR_NOTHING, PYTHON, CodeRequest, extract_code, infer_language
+from r1.rewards.code import ALL_OR_NOTHING, PYTHON, CodeRequest, extract_code, infer_language, request_limits
 from r1.rewards.items import ChoiceCheck, Item, MathCheck
 from r1.rewards.math import Profile
+from r1.rewards.sandbox import Limits
 
 __all__ = ["check_for", "oracle_response", "wrong_response"]
 
@@ -32,6 +35,8 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 MANY_TESTS = 20
 BASE_SECONDS = 10.0
 SECONDS_PER_TEST = 0.25
+ASSERT_BLOCK_SECONDS = 15.0
+STARTUP_SECONDS = 2.0
 _FAR_ANSWER = "1000003"  # no benchmark answer is this; used when the gold answer is not a plain number
 
 
@@ -44,16 +49,28 @@ def check_for(record: EvalRecord, response: str) -> Item:
     language = PYTHON if record.assert_tests else infer_language(response)  # assert tests are Python-only
     request = CodeRequest(language, extract_code(response, language), io_tests=tuple(record.io_tests),
                           assert_tests=tuple(record.assert_tests), entry_point=record.entry_point,
-                          score_mode=ALL_OR_NOTHING, stop_at_first_failure=True)
-    tests = len(record.io_tests) + len(record.assert_tests)
-    return Item(response, request, id=record.id, deadline=code_deadline(tests))
+                          limits=code_limits(record), score_mode=ALL_OR_NOTHING, stop_at_first_failure=True)
+    return Item(response, request, id=record.id, deadline=code_deadline(len(record.io_tests), len(record.assert_tests)))
 
 
-def code_deadline(tests: int) -> float | None:
-    """The item deadline of a code check with `tests` tests: the verifier's default (None) up to
-    `MANY_TESTS`, then `SECONDS_PER_TEST` each on top of `BASE_SECONDS` (CodeContests has up to 138 tests;
-    at ~45 ms per sandboxed Python run on 2 cores those take 6 s of the default 10 s deadline)."""
-    return None if tests <= MANY_TESTS else BASE_SECONDS + SECONDS_PER_TEST * tests
+def code_limits(record: EvalRecord) -> Limits:
+    """The per-test limits of a code record: `ASSERT_BLOCK_SECONDS` for assert tests, else the defaults.
+
+    An assert test is the benchmark's whole check block (HumanEval's `check(candidate)` holds up to ~100
+    assertions), not one input, and some canonical programs are slow: MbppEval/123's O(n^2) amicable-number
+    sum takes 5.0 s alone on 2 cores, the default limit itself. 15 s is three times that; a model's
+    infinite loop costs one worker 15 s."""
+    return request_limits(time_limit_seconds=ASSERT_BLOCK_SECONDS) if record.assert_tests else request_limits()
+
+
+def code_deadline(io_tests: int, assert_tests: int) -> float | None:
+    """The item deadline of a code check: with assert tests, `ASSERT_BLOCK_SECONDS` each plus
+    `STARTUP_SECONDS`; with io tests, the verifier's default (None) up to `MANY_TESTS`, then
+    `SECONDS_PER_TEST` each on top of `BASE_SECONDS` (CodeContests has up to 138 tests; at ~45 ms per
+    sandboxed Python run on 2 cores those take 6 s of the default 10 s deadline)."""
+    if assert_tests:
+        return STARTUP_SECONDS + ASSERT_BLOCK_SECONDS * assert_tests
+    return None if io_tests <= MANY_TESTS else BASE_SECONDS + SECONDS_PER_TEST * io_tests
 
 
 def oracle_response(record: EvalRecord) -> str:

@@ -15,7 +15,7 @@ from r1.data.benchmarks import load_benchmark
 from r1.data.records import EvalRecord
 from r1.errors import InvalidArgument
 from r1.eval.checks import check_for, oracle_response, wrong_response
-from r1.rewards.code import ALL_OR_NOTHING, CPP, PYTHON, CodeRequest, IOTest
+from r1.rewards.code import ALL_OR_NOTHING, CPP, PYTHON, CodeRequest, IOTest, request_limits
 from r1.rewards.items import ChoiceCheck, MathCheck
 from r1.rewards.math import Profile
 from r1.rewards.sandbox import SandboxConfig, SandboxUnavailable
@@ -122,6 +122,7 @@ def test_code_records_map_to_an_all_or_nothing_request_from_the_fence():
     assert request.score_mode == ALL_OR_NOTHING and request.stop_at_first_failure
     assert check_for(record, fenced(MIN_MAX_CPP, "cpp")).check.language == CPP
     assert check_for(record, fenced(MIN_MAX)).deadline is None  # few tests: the verifier's default
+    assert request.limits == request_limits()  # one io test is one input: the default 5 s
     many = EvalRecord("5", "code_contests", "code", "echo", io_tests=(IOTest("1", "1"),) * 100)
     assert check_for(many, fenced(MIN_MAX)).deadline == 35.0
     function = EvalRecord("4", "humaneval", "code", "f", assert_tests=("def check(c): assert c() == 1",),
@@ -129,6 +130,10 @@ def test_code_records_map_to_an_all_or_nothing_request_from_the_fence():
     request = check_for(function, "```py\ndef f():\n    return 1\n```").check
     assert (request.assert_tests, request.entry_point, request.source) == (
         function.assert_tests, "f", "def f():\n    return 1\n")
+    # an assert test is a whole check block: 15 s for it (MbppEval/123's own program needs 5 s), and an item
+    # deadline that does not cut it short
+    assert request.limits == request_limits(time_limit_seconds=15.0)
+    assert check_for(function, "").deadline == 17.0
     # assert tests are Python-only: a C++ answer is not run as C++, it simply has no Python program
     assert check_for(function, fenced(MIN_MAX_CPP, "cpp")).check.language == PYTHON
 
