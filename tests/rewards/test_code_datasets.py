@@ -1,6 +1,7 @@
 """Canonical HumanEval and MBPP solutions pass the code judge, and broken HumanEval solutions fail it.
 
-Both are marked slow (about 10-15 s each on 2 cores, 328 and 426 sandboxed runs).
+Both are marked slow (about 10-15 s each on 2 cores, 328 and 426 sandboxed runs). Each check block runs under
+the evaluation's limit for one (`ASSERT_BLOCK_SECONDS`): MbppEval/123's own program takes the default 5 s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from r1.rewards.code import PYTHON, CodeRequest, judge
+from r1.eval.checks import ASSERT_BLOCK_SECONDS
+from r1.rewards.code import PYTHON, CodeRequest, judge, request_limits
 from r1.rewards.sandbox import Sandbox
 from r1.rewards.verdict import RewardResult, Verdict
 from tests.paths import SHARED_DATA
@@ -26,6 +28,7 @@ MBPP_EXCLUDED = {
     # `check(70)` inside the test calls the test again (RecursionError).
     "MbppEval/56",
 }
+CHECK_BLOCK_LIMITS = request_limits(time_limit_seconds=ASSERT_BLOCK_SECONDS)
 _DOCSTRING = re.compile(r"^[ \t]*'''.*?'''[ \t]*\n", re.DOTALL | re.MULTILINE)
 
 
@@ -44,7 +47,8 @@ def judge_all(sandbox: Sandbox, requests: list[CodeRequest]) -> list[RewardResul
 
 def humaneval_request(item: dict, body: str) -> CodeRequest:
     program = item["prompt"] + body
-    return CodeRequest(PYTHON, program, assert_tests=(item["test"],), entry_point=item["entry_point"])
+    return CodeRequest(PYTHON, program, assert_tests=(item["test"],), entry_point=item["entry_point"],
+                       limits=CHECK_BLOCK_LIMITS)
 
 
 @pytest.mark.slow
@@ -67,7 +71,8 @@ def mbpp_request(item: dict) -> CodeRequest:
     which this HumanEval-style conversion dropped."""
     program = _DOCSTRING.sub("", item["prompt"], count=1) + item["canonical_solution"]
     test = ("import math\n" if "math." in item["test"] else "") + item["test"]
-    return CodeRequest(PYTHON, program, assert_tests=(test,), entry_point=item["entry_point"])
+    return CodeRequest(PYTHON, program, assert_tests=(test,), entry_point=item["entry_point"],
+                       limits=CHECK_BLOCK_LIMITS)
 
 
 @pytest.mark.slow
