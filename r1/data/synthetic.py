@@ -50,7 +50,7 @@ from r1.errors import InvalidArgument
 
 __all__ = [
     "Problem", "Draft", "Task", "TASKS", "r1_completion", "generate", "split", "difficulty_range", "problem_at",
-    "derived_seed", "countdown_valid", "countdown_puzzle", "to_jsonl", "from_jsonl", "as_verify_line",
+    "derived_seed", "unseen", "countdown_valid", "countdown_puzzle", "to_jsonl", "from_jsonl", "as_verify_line",
     "arithmetic_problem", "linear_problem", "fraction_problem", "word_problem", "countdown_problem",
     "place_values", "sum_steps", "product_steps", "linear_steps", "fraction_steps", "format_fraction",
 ]
@@ -509,9 +509,11 @@ def _task_names(tasks: object) -> list[str]:
     return list(tasks)
 
 
-def _unseen(task: str, seed: int, levels: tuple[int, int], count: int, taken: set[str]) -> list[Problem]:
+def unseen(task: str, seed: int, levels: tuple[int, int], count: int, taken: set[str],
+           field: str = "n_heldout") -> list[Problem]:
     """The first `count` problems of the stream (task, seed) whose prompts are not in `taken` nor repeat
-    each other; InvalidArgument after 20 draws per problem wanted (plus 100) when too few exist."""
+    each other; InvalidArgument naming `field` (the count asked for) after 20 draws per problem wanted
+    (plus 100) when too few exist."""
     found, seen, budget = [], set(taken), 20 * count + 100
     for index in range(budget):
         if len(found) == count:
@@ -521,9 +523,9 @@ def _unseen(task: str, seed: int, levels: tuple[int, int], count: int, taken: se
             found.append(problem)
             seen.add(problem.prompt)
     if len(found) < count:
-        raise InvalidArgument("n_heldout", f"only {len(found)} of {count} held-out {task!r} problems with prompts "
-                                           f"unseen in training were found in {budget} draws (difficulty "
-                                           f"{levels}); lower n_heldout or n_train, or raise the difficulty")
+        raise InvalidArgument(field, f"only {len(found)} of {count} {task!r} problems with prompts unseen so far "
+                                     f"were found in {budget} draws (difficulty {levels}); lower {field} (or the "
+                                     f"other sets' sizes), or raise the difficulty")
     return found
 
 
@@ -545,7 +547,7 @@ def split(
     train = [problem_at(names[i % k], seed, i // k, levels[names[i % k]]) for i in range(n_train)]
     taken = {problem.prompt for problem in train}
     heldout_seed = derived_seed(seed, "heldout")
-    pools = {name: _unseen(name, heldout_seed, levels[name], len(range(j, n_heldout, k)), taken)
+    pools = {name: unseen(name, heldout_seed, levels[name], len(range(j, n_heldout, k)), taken)
              for j, name in enumerate(names)}
     heldout = [pools[names[i % k]][i // k] for i in range(n_heldout)]
     return train, heldout

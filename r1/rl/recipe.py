@@ -10,8 +10,8 @@ run left one), and write `<output>/metrics.jsonl` (one line per step), `<output>
 Choices:
 - The base checkpoint is a directory or hub id; empty means the tiny teacher of `teacher_recipe`
   (pretrained once, then reused from the content-addressed cache).
-- GRPO's training problems are drawn fresh (`data.seed`), never from the teacher's pretraining set, and
-  any prompt of the held-out set is removed from them: R1-Zero's RL prompts are not its base model's data.
+- GRPO's training problems are drawn fresh (`data.seed`), and any that repeats a prompt of the teacher's
+  pretraining set or of the held-out set is skipped: R1-Zero's RL prompts are not its base model's data.
   Held-out problems are the teacher recipe's held-out split, so pass@1 before and after is comparable with
   the teacher's own accuracy.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from r1.config import load_config
-from r1.data.synthetic import Problem, from_jsonl
+from r1.data.synthetic import Problem, difficulty_range, from_jsonl, unseen
 from r1.errors import InvalidArgument
 from r1.rewards.spec import RewardSpec
 from r1.rl.grpo import EvalConfig, GRPOConfig, StepMetrics
@@ -114,25 +114,37 @@ def base_checkpoint(base: str, teacher_recipe: str) -> str:
     return str(pretrain(load_recipe(teacher_recipe_path(teacher_recipe)), progress=False))
 
 
-def heldout_problems(teacher_recipe: str) -> list[Problem]:
+def teacher_problems(teacher_recipe: str) -> tuple[list[Problem], list[Problem]]:
+    """The (pretraining, held-out) problems of a teacher recipe."""
     from r1.model.pretrain import load_recipe, problems
 
-    return problems(load_recipe(teacher_recipe_path(teacher_recipe)).data)[1]
+    return problems(load_recipe(teacher_recipe_path(teacher_recipe)).data)
 
 
-def training_problems(data: ProblemData, heldout: list[Problem]) -> list[Problem]:
-    """The RL prompts: a problems file, or fresh synthetic problems; none shares a prompt with `heldout`."""
-    from r1.model.pretrain import DataSection, problems
+def heldout_problems(teacher_recipe: str) -> list[Problem]:
+    return teacher_problems(teacher_recipe)[1]
 
+
+def training_problems(data: ProblemData, excluded: Collection[Problem]) -> list[Problem]:
+    """The RL prompts: a problems file, or fresh synthetic problems, each task's share of `n_train` with
+    distinct prompts; none shares a prompt with `excluded` (the teacher's pretraining and held-out sets).
+
+    Why the pretraining prompts are excluded too: the tasks' prompt spaces are small, and a fresh draw of
+    one-step word problems repeats a prompt the teacher was pretrained on 40% of the time. Those it has
+    learnt by heart (their groups mostly all right, no signal), while every held-out prompt is unseen: RL
+    on seen prompts spends its rollouts away from the distribution it is measured on."""
+    seen = {p.prompt for p in excluded}
     if data.problems_file:
-        got = from_jsonl(Path(data.problems_file).read_text())
-    else:
-        got = problems(DataSection(tasks=tuple(data.tasks), difficulty=dict(data.difficulty), n_train=data.n_train,
-                                   n_heldout=0, seed=data.seed))[0]
-    seen = {p.prompt for p in heldout}
-    kept = [p for p in got if p.prompt not in seen]
-    if not kept:
-        raise InvalidArgument("data", "no training problems left after removing the held-out prompts")
+        kept = [p for p in from_jsonl(data.problems_file) if p.prompt not in seen]
+        if not kept:
+            raise InvalidArgument("data.problems_file", f"{data.problems_file}: every problem shares a prompt with "
+                                                        "the teacher's pretraining or held-out set")
+        return kept
+    kept = []
+    for k, task in enumerate(data.tasks):
+        share = data.n_train // len(data.tasks) + (k < data.n_train % len(data.tasks))
+        levels = difficulty_range(task, tuple(data.difficulty[task]) if task in data.difficulty else None)
+        kept += unseen(task, data.seed, levels, share, seen, field="data.n_train")
     return kept
 
 
@@ -165,8 +177,8 @@ def run_grpo(recipe: GRPORecipe, output: str | Path, generation, verifier, base:
     output.mkdir(parents=True, exist_ok=True)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    heldout = heldout_problems(recipe.teacher_recipe)
-    train_set = training_problems(recipe.data, heldout)
+    pretraining, heldout = teacher_problems(recipe.teacher_recipe)
+    train_set = training_problems(recipe.data, pretraining + heldout)
     model, tokenizer = load_policy(base)
     reference = load_policy(base)[0].eval() if recipe.grpo.beta else None
     if reference is not None:
@@ -242,7 +254,8 @@ def sft_records(recipe: SFTRecipe) -> list[dict[str, Any]]:
 
     if recipe.records_file:
         return load_records(recipe.records_file)
-    return problem_records(training_problems(recipe.data, heldout_problems(recipe.teacher_recipe)))
+    pretraining, heldout = teacher_problems(recipe.teacher_recipe)
+    return problem_records(training_problems(recipe.data, pretraining + heldout))
 
 
 def run_sft(recipe: SFTRecipe, output: str | Path, base: str, on_step=None, should_stop=None) -> dict[str, Any]:

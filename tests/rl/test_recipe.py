@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from r1.data.synthetic import generate, to_jsonl
 from r1.errors import InvalidArgument
-from r1.rl.recipe import ROOT, heldout_problems, load_grpo_recipe, training_problems
+from r1.rl.recipe import ROOT, load_grpo_recipe, teacher_problems, training_problems
 from services.trainer.jobs import DatasetSpec, JobSpec, validate_job
 
 RECIPE = ROOT / "recipes" / "r1-zero-tiny.yaml"
@@ -20,11 +23,35 @@ def test_the_r1_zero_recipes_follow_the_r1_protocol_for_evaluation(path):
 
 
 @R1_ZERO_RECIPES
-def test_training_problems_are_fresh_and_never_a_heldout_prompt(path):
+def test_training_problems_are_fresh_prompts_never_seen_by_the_teacher(path):
     recipe = load_grpo_recipe(path)
-    heldout = heldout_problems(recipe.teacher_recipe)
-    train = training_problems(recipe.data, heldout)
-    assert len(train) > 3000 and not {p.prompt for p in train} & {p.prompt for p in heldout}
+    pretraining, heldout = teacher_problems(recipe.teacher_recipe)
+    train = training_problems(recipe.data, pretraining + heldout)
+    prompts = {p.prompt for p in train}
+    assert len(train) == len(prompts) == recipe.data.n_train
+    assert not prompts & {p.prompt for p in pretraining + heldout}
+    assert {p.task for p in train} == set(recipe.data.tasks)
+
+
+def test_a_problems_file_is_used_as_given_less_the_teachers_prompts(tmp_path):
+    recipe = load_grpo_recipe(RECIPE)
+    pretraining, heldout = teacher_problems(recipe.teacher_recipe)
+    fresh = generate("word", 5, seed=123, difficulty=3)  # three-step problems: the teacher saw level 1 only
+    to_jsonl([pretraining[0], *fresh, heldout[0]], tmp_path / "problems.jsonl")
+    data = replace(recipe.data, problems_file=str(tmp_path / "problems.jsonl"))
+    assert training_problems(data, pretraining + heldout) == fresh
+    to_jsonl([pretraining[0], heldout[0]], tmp_path / "seen.jsonl")
+    with pytest.raises(InvalidArgument) as error:
+        training_problems(replace(data, problems_file=str(tmp_path / "seen.jsonl")), pretraining + heldout)
+    assert error.value.field == "data.problems_file"
+
+
+def test_too_few_unseen_prompts_is_an_error_naming_n_train():
+    recipe = load_grpo_recipe(RECIPE)  # level-1 equations: 4 x 11 x 20 = 880 distinct prompts
+    data = replace(recipe.data, tasks=("linear",), difficulty={"linear": (1, 1)}, n_train=1000)
+    with pytest.raises(InvalidArgument) as error:
+        training_problems(data, [])
+    assert error.value.field == "data.n_train" and "lower data.n_train" in str(error.value)
 
 
 @pytest.mark.parametrize("override, field", [
