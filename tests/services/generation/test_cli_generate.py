@@ -46,13 +46,28 @@ def input_file(tmp_path):
     return path
 
 
+def assert_same_records(local: list[dict], remote: list[dict]) -> None:
+    """Everything equal except log-probabilities, which agree to float32 rounding only: the service batches
+    requests as they arrive, and a batch of another size sums its matmuls in another order (vLLM is not
+    batch-invariant either). The greedy tokens themselves must be the same."""
+    def logprobs(records: list[dict]) -> list[float]:
+        return [x for r in records for s in r.get("samples", []) for x in s["logprobs"]]
+
+    def without_logprobs(records: list[dict]) -> list[dict]:
+        return [{**r, "samples": [{k: v for k, v in s.items() if k != "logprobs"} for s in r["samples"]]}
+                if "samples" in r else r for r in records]
+
+    assert without_logprobs(local) == without_logprobs(remote)
+    assert logprobs(local) == pytest.approx(logprobs(remote), abs=1e-4)
+
+
 def test_in_process_and_through_the_service_write_the_same_file(server, teacher_dir, input_file, tmp_path, capsys):
     local, remote = tmp_path / "local.jsonl", tmp_path / "remote.jsonl"
     common = ["--input", str(input_file), "--temperature", "0", "--max-tokens", "6", "--logprobs"]
     assert main(["generate", "--model", str(teacher_dir), *common, "--output", str(local)]) == 1
     assert main(["generate", "--target", server.target, *common, "--output", str(remote)]) == 1
-    assert local.read_text() == remote.read_text()
     out = [json.loads(line) for line in local.read_text().splitlines()]
+    assert_same_records(out, [json.loads(line) for line in remote.read_text().splitlines()])
     assert [o.get("id") for o in out] == [line["id"] for line in LINES] + [None]  # input order, one line each
     by_id = {o.get("id"): o for o in out}
     text = by_id["text"]
