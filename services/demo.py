@@ -1,7 +1,8 @@
 """`make demo`: start the stack as local processes and show what it does, with numbers it measured.
 
-First the tiny teacher: `recipes/tiny-teacher.yaml` pretrained once (about 9 minutes on 2 cores, with a
-progress bar) and reused from the content-addressed cache afterwards. Then the demo starts all four services
+First the tiny teacher R1-Zero starts from (the `teacher_recipe` of `recipes/r1-zero-tiny.yaml`, i.e.
+`recipes/tiny-teacher-word.yaml`): pretrained once (about 4 minutes on 2 cores, with a progress bar) and reused
+from the content-addressed cache afterwards. Then the demo starts all four services
 on 127.0.0.1 (the generation service serving that teacher with MTP speculation), waits for health SERVING,
 lists what each one's reflection exposes, calls one RPC of each (those not built yet answer UNIMPLEMENTED,
 and the demo says so), reads the per-RPC counters back from each `/metrics` endpoint; runs an embedded mixed
@@ -29,10 +30,9 @@ from services.common.local import LocalStack, health_status
 from services.common.registry import SERVICES
 from services.demo_generation import show_generation
 from services.demo_eval import show_evaluation
-from services.demo_trainer import show_trainer
+from services.demo_trainer import RECIPE as R1_ZERO_RECIPE, show_trainer
 from services.demo_verifier import show_verifier
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny-teacher.yaml"
 
 # One cheap, argument-free RPC per service, to show the contract is live end to end.
 PROBES = {
@@ -75,13 +75,16 @@ def rpc_counts(metrics_port: int) -> dict[tuple[str, str, str], float]:
 
 
 def pretrained_teacher(console: Console):
-    """The tiny teacher's checkpoint directory and its recipe's held-out problems (trained on first use)."""
+    """The checkpoint directory of the teacher R1-Zero starts from, and its recipe's held-out problems (pretrained
+    on first use)."""
     import json
 
     from r1.model.pretrain import load_recipe, pretrain, problems
+    from r1.rl.recipe import load_grpo_recipe, teacher_recipe_path
 
-    recipe = load_recipe(RECIPE)
-    console.rule("the tiny teacher (recipes/tiny-teacher.yaml)")
+    name = load_grpo_recipe(R1_ZERO_RECIPE).teacher_recipe
+    recipe = load_recipe(teacher_recipe_path(name))
+    console.rule(f"the tiny teacher ({name})")
     directory = pretrain(recipe)
     metrics = json.loads((directory / "metrics.json").read_text())
     console.print(f"{directory}: {metrics['parameters']:,} parameters, {metrics['steps']} steps in "

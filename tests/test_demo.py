@@ -1,7 +1,7 @@
 """`make demo` runs what exists end to end: the tiny teacher (pretrained once, then reused), four services up,
 probed, counted, the verifier exercised on its embedded batch (same results as in-process), the teacher's
 held-out problems sampled through the generation service and scored by the verifier, and every service
-drained cleanly, and in between a short R1-Zero GRPO job through the trainer service. Slow: on a machine without the cached teacher the demo trains it first (~9 minutes)."""
+drained cleanly, and in between a short R1-Zero GRPO job through the trainer service. Slow: on a machine without the cached teacher the demo trains it first (~4 minutes)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,9 @@ class GRPOConfig:
     (one update behind) while step t trains, so a step takes the longer of the two instead of their sum; the
     clipped ratio is then taken against that behaviour policy, whose log-probs the trainer recomputes from a
     snapshot of its weights (exact, whatever the backend); the pipeline drains before every checkpoint, so a
-    resumed run still repeats an uninterrupted one; bias_update_speed; seed; max_minutes: wall-clock budget
+    resumed run still repeats an uninterrupted one; skip_zero_variance: the probability with which the data
+    cursor passes over a prompt whose last group had zero reward variance (`PromptStream`; 0: off);
+    bias_update_speed; seed; max_minutes: wall-clock budget
     for the steps; checkpoint_every: steps between checkpoints (0: only the final one), keep_checkpoints: how
     many to keep."""
 
@@ -100,6 +102,7 @@ class GRPOConfig:
     overlong_buffer: int = 0
     rollout_concurrency: int = 16
     async_rollouts: bool = False
+    skip_zero_variance: float = 0.0
     bias_update_speed: float = 1e-3
     seed: int = 0
     max_minutes: float = 10.0
@@ -126,6 +129,8 @@ class GRPOConfig:
         _require(section, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
         _require(section, "overlong_buffer", self.overlong_buffer <= self.max_tokens,
                  f"must be <= max_tokens = {self.max_tokens}")
+        _require(section, "skip_zero_variance", 0 <= self.skip_zero_variance < 1,
+                 "must be in [0, 1) (a prompt passed over for good would never be re-tested)")
         _require(section, "max_minutes", self.max_minutes > 0, "must be > 0")
         _require(section, "keep_checkpoints", self.keep_checkpoints >= 1, "must be >= 1")
 
@@ -176,6 +181,7 @@ class StepMetrics:
     learning_rate: float = 0.0
     language: float = 0.0
     groups_used: int = 0
+    prompts_skipped: int = 0
     tokens_per_second: float = 0.0
     sync_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -193,13 +199,23 @@ class StepMetrics:
 
 class PromptStream:
     """The data cursor: training problems in a fresh seeded shuffle per epoch, taken in order. Its state is
-    (epoch, position), saved in checkpoints so a resumed run draws the same prompts as an uninterrupted one."""
+    (epoch, position, the prompts last seen with zero reward variance), saved in checkpoints so a resumed run
+    draws the same prompts as an uninterrupted one.
 
-    def __init__(self, problems: list[Problem], seed: int):
+    skip_zero_variance: pre-rollout filtering (GRESO, Zheng et al. 2025, "Act Only When It Pays"): a prompt
+    whose last group had all-equal rewards will most likely have them again (solved, or still out of reach),
+    so when the stream comes back to it, it is passed over with this probability and sampled otherwise; a
+    group that is informative again clears the mark. Dynamic sampling then spends fewer rounds on groups it
+    would drop. The draw is a hash of (seed, epoch, position): no random state to save."""
+
+    def __init__(self, problems: list[Problem], seed: int, skip_zero_variance: float = 0.0):
         if not problems:
             raise InvalidArgument("data", "the training set is empty")
-        self.problems, self.seed = problems, seed
+        self.problems, self.seed, self.skip_zero_variance = problems, seed, skip_zero_variance
+        self._index = {p.id: i for i, p in enumerate(problems)}
         self.epoch, self.position = 0, 0
+        self.zero_variance: set[int] = set()
+        self.skipped = 0  # prompts passed over so far
         self._order = self._shuffled(0)
 
     def _shuffled(self, epoch: int) -> list[int]:
@@ -207,21 +223,43 @@ class PromptStream:
         random.Random(f"{self.seed}-{epoch}").shuffle(order)
         return order
 
+    def _passes_over(self, index: int) -> bool:
+        if index not in self.zero_variance or not self.skip_zero_variance:
+            return False
+        draw = random.Random(f"{self.seed}-{self.epoch}-{self.position}-skip").random()
+        return draw < self.skip_zero_variance
+
     def take(self, k: int) -> list[Problem]:
         taken = []
         while len(taken) < k:
             if self.position == len(self._order):
                 self.epoch, self.position = self.epoch + 1, 0
                 self._order = self._shuffled(self.epoch)
-            taken.append(self.problems[self._order[self.position]])
+            index = self._order[self.position]
+            if self._passes_over(index):
+                self.skipped += 1
+            else:
+                taken.append(self.problems[index])
             self.position += 1
         return taken
 
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
+    def record(self, problems: list[Problem], zero_variance: list[bool]) -> None:
+        """What each problem's group looked like this time."""
+        for problem, zero in zip(problems, zero_variance):
+            index = self._index[problem.id]
+            if zero:
+                self.zero_variance.add(index)
+            else:
+                self.zero_variance.discard(index)
 
-    def restore(self, state: dict[str, int]) -> None:
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "zero_variance": sorted(self.zero_variance),
+                "skipped": self.skipped}
+
+    def restore(self, state: dict[str, Any]) -> None:
         self.epoch, self.position = state["epoch"], state["position"]
+        self.zero_variance = set(state.get("zero_variance", ()))  # absent in checkpoints older than the field
+        self.skipped = state.get("skipped", 0)
         self._order = self._shuffled(self.epoch)
 
 
@@ -295,6 +333,7 @@ class Batch:
     sampled: Sampled
     zero_variance_share: float
     seconds: dict[str, float]
+    prompts_skipped: int = 0
 
 
 @dataclass
@@ -317,6 +356,7 @@ def collect(generation, verifier, tokenizer, spec: RewardSpec, stream: PromptStr
     drawn_rewards: list[Rewards] = []
     first_zero_share = 0.0
     seconds = {"generation": 0.0, "verify": 0.0}
+    skipped_before = stream.skipped
     for round_ in range(1 + (config.max_refills if config.dynamic_sampling else 0)):
         problems = stream.take(config.prompts_per_step)
         sampling = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens,
@@ -331,6 +371,7 @@ def collect(generation, verifier, tokenizer, spec: RewardSpec, stream: PromptStr
         drawn += [s for samples in outputs for s in samples]
         drawn_rewards.append(rewards)
         zero = adv.zero_variance_groups(rewards.total, config.group_size)
+        stream.record(problems, zero.tolist())
         if round_ == 0:
             first_zero_share = float(zero.float().mean())
         keep = [i for i in range(len(problems)) if not (config.dynamic_sampling and zero[i])]
@@ -344,7 +385,7 @@ def collect(generation, verifier, tokenizer, spec: RewardSpec, stream: PromptStr
         kept = [(p, ids, out, 0) for p, ids, out in zip(problems, prompts, outputs)]
         rewards_kept = [rewards]
     return Batch([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept], _concat(rewards_kept),
-                 Sampled(drawn, _concat(drawn_rewards)), first_zero_share, seconds)
+                 Sampled(drawn, _concat(drawn_rewards)), first_zero_share, seconds, stream.skipped - skipped_before)
 
 
 REWARD_TERMS = ("total", "accuracy", "format", "language")
@@ -443,7 +484,7 @@ def train(model, tokenizer, generation, verifier, train_set: list[Problem], held
     if config.beta and ref_model is None:
         raise InvalidArgument("grpo.beta", "beta > 0 needs the frozen reference model")
     optimizer = optimizer_for(model, config)
-    stream = PromptStream(train_set, config.seed)
+    stream = PromptStream(train_set, config.seed, config.skip_zero_variance)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     heldout = heldout[:evaluation.problems]
     history: dict[str, Any] = {"steps": [], "evaluations": [], "seconds": 0.0}
@@ -562,7 +603,8 @@ def step_metrics(step: int, batch: Batch, update: Update, config: GRPOConfig, ti
         entropy=losses.token_entropy(update.logits, update.mask),
         reflection_rate=sum(any(w in t for w in REFLECTION_WORDS) for t in texts) / len(texts),
         loss=update.loss, grad_norm=update.grad_norm, learning_rate=learning_rate(step, config),
-        groups_used=len(batch.problems), tokens_per_second=sum(lengths) / max(timings["generation"], 1e-9),
+        groups_used=len(batch.problems), prompts_skipped=batch.prompts_skipped,
+        tokens_per_second=sum(lengths) / max(timings["generation"], 1e-9),
         sync_bytes=sync_bytes, seconds=timings, version=version, wall_seconds=wall)
 
 
@@ -618,7 +660,7 @@ def checkpoint_due(config: GRPOConfig, step: int) -> bool:
 class _Prefetch:
     step: int
     future: Future
-    cursor: dict[str, int]
+    cursor: dict[str, Any]
     behaviour: torch.nn.Module
 
 

@@ -129,4 +129,5 @@ def test_a_stopped_async_run_gives_the_prefetched_prompts_back(bilingual_teacher
     _, generation, steps = async_run(bilingual_teacher_dir, checkpoints=tmp_path, should_stop=lambda: True)
     assert len(steps) == 1 and generation.served_at_generate == [0, 0, 0, 0]  # step 2 was sampled, then dropped
     state = load_state(latest_checkpoint(tmp_path))
-    assert state.step == 1 and state.cursor == {"epoch": 0, "position": 2}  # only step 1's two prompts used
+    assert state.step == 1  # and the cursor is past step 1's two prompts only:
+    assert state.cursor == {"epoch": 0, "position": 2, "zero_variance": [], "skipped": 0}
