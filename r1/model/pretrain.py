@@ -233,7 +233,7 @@ def learning_rate(step: int, config: TrainSection, time_spent: float = 0.0) -> f
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    on_pace = time_spent * config.steps / step <= 1.0  # projected share of the budget for all the steps
+    on_pace = time_spent * config.steps / max(step, 1) <= 1.0  # projected share of the budget for all steps
     if not on_pace:
         progress = max(progress, time_spent)
     floor = config.lr * config.min_lr_ratio

@@ -91,6 +91,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert learning_rate(55, config, time_spent=0.6) == pytest.approx(behind)
     assert learning_rate(55, config, time_spent=0.2) == pytest.approx(0.55)  # on pace: the steps alone
     assert learning_rate(55, config, time_spent=0.54) == pytest.approx(0.55)  # on pace, the clock further along
+    assert learning_rate(0, TrainSection(steps=10, lr=1.0, warmup_steps=0, min_lr_ratio=0.1), time_spent=0.01) == 1.0
 
 
 def test_bad_recipes_name_their_field(tmp_path):
